@@ -1,0 +1,23 @@
+# wedgebench: missing-wedge completion benchmark (see README.md).
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/phantoms.smk"
+include: "workflow/rules/tiltseries.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/cn.smk"
+include: "workflow/rules/isonet.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

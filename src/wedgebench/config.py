@@ -1,0 +1,104 @@
+"""Configuration checks and derived values shared by the workflow.
+
+The JSON schema (``workflow/schemas/config.schema.yaml``) checks types and ranges;
+:func:`check_config` formats its errors so that each names the key, the value
+and what is allowed, and adds the checks a schema cannot express (range
+min ≤ max, files that must exist, dataset names that must stay inside
+``results/``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .geometry import acquisition_label, tilt_angles
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<root>"
+
+
+def check_config(config: dict, schema: dict) -> None:
+    """Raise :class:`ConfigError` listing every problem of ``config``.
+
+    Parameters
+    ----------
+    config : dict
+        The merged Snakemake config.
+    schema : dict
+        The loaded JSON schema.
+    """
+    import jsonschema
+
+    problems = []
+    validator = jsonschema.Draft202012Validator(schema)
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        allowed = ""
+        if err.validator in ("enum", "minimum", "maximum", "exclusiveMinimum",
+                             "exclusiveMaximum", "type", "pattern", "minItems", "maxItems"):
+            allowed = f" (allowed: {err.validator} {err.validator_value!r})"
+        problems.append(f"config key '{_key(err.absolute_path)}': value {err.instance!r} "
+                        f"is invalid: {err.message}{allowed}")
+    if not problems:
+        problems = _semantic_problems(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _acquisition_problems(acqs, key):
+    out = []
+    for i, acq in enumerate(acqs or []):
+        k = f"{key}.{i}"
+        try:
+            tilt_angles(acq.get("range"), acq.get("step"), acq.get("angles"))
+        except (ValueError, TypeError) as exc:
+            out.append(f"config key '{k}': value {acq!r} is invalid: {exc}")
+    return out
+
+
+def _semantic_problems(config: dict) -> list[str]:
+    out = _acquisition_problems(config.get("acquisitions"), "acquisitions")
+    for name, ds in (config.get("datasets") or {}).items():
+        key = f"datasets.{name}"
+        if not SAFE_NAME.match(str(name)) or ".." in str(name):
+            out.append(f"config key '{key}': dataset name {name!r} is not allowed: use "
+                       "letters, digits, '_', '-', '.', no path separators or '..'")
+        out += _acquisition_problems(ds.get("acquisitions"), f"{key}.acquisitions")
+        params = ds.get("params") or {}
+        for fkey in ("path", "source", "stack", "tlt"):
+            src = params.get(fkey)
+            if src and not Path(src).is_file():
+                out.append(f"config key '{key}.params.{fkey}': file {src!r} does not exist")
+        if ds.get("kind") == "custom" and not params.get("path"):
+            out.append(f"config key '{key}.params.path': required for kind 'custom'")
+        if ds.get("kind") == "tiltseries":
+            for fkey in ("stack", "tlt"):
+                if not params.get(fkey):
+                    out.append(f"config key '{key}.params.{fkey}': required for kind "
+                               "'tiltseries'")
+    return out
+
+
+def dataset_acquisitions(config: dict, dataset: str) -> dict[str, dict]:
+    """Acquisitions of one dataset, keyed by their path label.
+
+    A ``tiltseries`` dataset (measured data) has the single label ``"measured"``.
+    """
+    ds = config["datasets"][dataset]
+    if ds.get("kind") == "tiltseries":
+        return {"measured": {}}
+    acqs = ds.get("acquisitions") or config["acquisitions"]
+    return {acquisition_label(a): a for a in acqs}
+
+
+def acquisition_angles(config: dict, dataset: str, label: str):
+    """Tilt angles (degrees) of a simulated acquisition."""
+    acq = dataset_acquisitions(config, dataset)[label]
+    return tilt_angles(acq.get("range"), acq.get("step"), acq.get("angles"))
