@@ -68,4 +68,8 @@ def expand_runs(pattern, methods=None):
 
 
 def all_targets():
-    return [REPORT + "/table1.csv"]
+    """Table 1, every dataset's figures and, for sweeps, the Figure 5-style plots."""
+    targets = [REPORT + "/table1.csv", REPORT + "/table1.md"]
+    targets += expand_runs(REPORT + "/figures/{dataset}/{acq}/orthoslices.png")
+    targets += [REPORT + f"/figures/{ds}/sweep" for ds in sweep_datasets()]
+    return targets

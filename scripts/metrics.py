@@ -1,0 +1,16 @@
+"""Snakemake entry point: metrics of one reconstruction, with its runtime."""
+from wedgebench import runlog
+from wedgebench.io import read_mrc, read_tiltseries, write_json
+from wedgebench.metrics import evaluate
+
+sm = snakemake  # noqa: F821
+log = runlog.start(sm.log[0], sm.threads)
+rec, voxel = read_mrc(sm.input.rec)
+stack, angles, _ = read_tiltseries(sm.input.mrc, sm.input.tlt)
+gt = read_mrc(sm.input.gt)[0] if sm.input.gt else None
+result = evaluate(rec, stack, angles, voxel, gt=gt, runtime_files=list(sm.input.runtime),
+                  sphere_ratio=sm.params.sphere_ratio, **sm.params.opts)
+result.update(dataset=sm.wildcards.dataset, acquisition=sm.wildcards.acq,
+              method=sm.wildcards.method)
+log.info("metrics: %s", {k: v for k, v in result.items() if not isinstance(v, (list, dict))})
+write_json(sm.output[0], result)
