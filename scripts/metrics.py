@@ -1,7 +1,7 @@
 """Snakemake entry point: metrics of one reconstruction, with its runtime."""
 from wedgebench import runlog
 from wedgebench.io import read_mrc, read_tiltseries, write_json
-from wedgebench.metrics import evaluate
+from wedgebench.metrics.run import evaluate
 
 sm = snakemake  # noqa: F821
 log = runlog.start(sm.log[0], sm.threads)

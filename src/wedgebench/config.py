@@ -65,6 +65,10 @@ def _acquisition_problems(acqs, key):
 
 def _semantic_problems(config: dict) -> list[str]:
     out = _acquisition_problems(config.get("acquisitions"), "acquisitions")
+    for name in config.get("run_datasets") or []:
+        if name not in (config.get("datasets") or {}):
+            out.append(f"config key 'run_datasets': value {name!r} is not a configured "
+                       f"dataset (allowed: {sorted(config.get('datasets') or {})})")
     for name, ds in (config.get("datasets") or {}).items():
         key = f"datasets.{name}"
         if not SAFE_NAME.match(str(name)) or ".." in str(name):

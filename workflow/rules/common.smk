@@ -57,10 +57,19 @@ def stage_threads(name):
     return int(config["threads"].get(name, 1))
 
 
+def selected_datasets():
+    """Datasets this run builds: ``run_datasets`` if set, else every configured one.
+
+    (Snakemake deep-merges ``--configfile`` dicts into ``config.yaml``, so a preset selects
+    its datasets with this list instead of removing the others.)
+    """
+    return list(config.get("run_datasets") or config["datasets"])
+
+
 def expand_runs(pattern, methods=None):
-    """Every configured (dataset, acquisition[, method]) filled into ``pattern``."""
+    """Every selected (dataset, acquisition[, method]) filled into ``pattern``."""
     out = []
-    for ds in config["datasets"]:
+    for ds in selected_datasets():
         for acq in dataset_acquisitions(config, ds):
             for m in (methods or [None]):
                 out.append(pattern.format(dataset=ds, acq=acq, method=m))

@@ -7,7 +7,7 @@ def all_metrics(wildcards=None):
 
 def sweep_datasets():
     """Datasets with more than one simulated acquisition (a Figure 5 sweep)."""
-    return [ds for ds in config["datasets"]
+    return [ds for ds in selected_datasets()
             if has_ground_truth(ds) and len(dataset_acquisitions(config, ds)) > 1]
 
 

@@ -1,0 +1,146 @@
+"""The coordinate network: a SIREN mapping slab-local (x, y, z) ∈ [0, 1]³ to density.
+
+Architecture (Sitzmann et al. 2020, as used by the CN missing-wedge paper):
+``depth`` sine layers ``h ← sin(ω0 · (W h + b))`` of ``width`` features, then a
+linear output layer (no output activation). The paper's network is
+``depth = 5, width = 256`` without encoding: 264,449 parameters.
+
+Initialisation (SIREN): the first layer's weights are ``U(−1/in, 1/in)``, every
+later layer's ``U(±√(6/in)/ω0)`` (``in`` = its fan-in, i.e. ``width``); biases keep
+PyTorch's default ``U(±1/√in)``.
+
+Optional Fourier-feature encoding (Tancik et al. 2020): the coordinates are
+first mapped to ``[sin(2π B p), cos(2π B p)]`` with a fixed Gaussian matrix
+``B ~ N(0, scale²)`` of shape ``(n_features, 3)``, stored as a buffer so that it
+is part of the state dict (and therefore of every checkpoint and warm start).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+ENCODINGS = ("none", "fourier")
+
+
+class SineLayer(nn.Module):
+    """``sin(ω0 · (W x + b))`` with SIREN initialisation.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Fan-in and fan-out.
+    omega0 : float
+        Frequency factor ω0.
+    first : bool
+        First layer of the network: weights ``U(−1/n_in, 1/n_in)``; otherwise
+        ``U(±√(6/n_in)/ω0)``.
+    generator : torch.Generator, optional
+        Random source of the initialisation.
+    """
+
+    def __init__(self, n_in: int, n_out: int, omega0: float, first: bool,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.omega0 = float(omega0)
+        self.linear = nn.Linear(n_in, n_out)
+        bound = 1.0 / n_in if first else math.sqrt(6.0 / n_in) / self.omega0
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound, generator=generator)
+            b = 1.0 / math.sqrt(n_in)
+            self.linear.bias.uniform_(-b, b, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega0 * self.linear(x))
+
+
+class CoordinateNetwork(nn.Module):
+    """SIREN with an optional Fourier-feature encoding of its 3-D input.
+
+    Parameters
+    ----------
+    width : int
+        Features of every sine layer.
+    depth : int
+        Number of sine layers (≥ 1); a final linear layer maps ``width → 1``.
+    omega0 : float
+        SIREN frequency factor (paper: 30).
+    encoding : {"none", "fourier"}
+        Positional encoding of the coordinates.
+    n_features : int
+        Number of Fourier frequencies (the encoding has ``2 · n_features`` channels).
+    scale : float
+        Standard deviation of the Fourier frequencies, in cycles per unit length
+        (the slab spans [0, 1] along each axis).
+    seed : int
+        Seed of the initialisation (and of the Fourier matrix).
+    """
+
+    def __init__(self, width: int = 256, depth: int = 5, omega0: float = 30.0,
+                 encoding: str = "none", n_features: int = 64, scale: float = 4.0,
+                 seed: int = 0):
+        super().__init__()
+        if encoding not in ENCODINGS:
+            raise ValueError(f"cn encoding must be one of {ENCODINGS}, got {encoding!r}")
+        if int(width) < 1 or int(depth) < 1:
+            raise ValueError(f"cn width and depth must be >= 1, got {width}, {depth}")
+        gen = torch.Generator().manual_seed(int(seed))
+        self.encoding = encoding
+        if encoding == "fourier":
+            if int(n_features) < 1 or not float(scale) > 0:
+                raise ValueError(f"cn fourier encoding needs n_features >= 1 and scale > 0, "
+                                 f"got {n_features}, {scale}")
+            b = torch.randn(int(n_features), 3, generator=gen) * float(scale)
+            self.register_buffer("fourier_b", b)
+            n_in = 2 * int(n_features)
+        else:
+            n_in = 3
+        layers = [SineLayer(n_in, int(width), omega0, True, gen)]
+        layers += [SineLayer(int(width), int(width), omega0, False, gen)
+                   for _ in range(int(depth) - 1)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(int(width), 1)
+        with torch.no_grad():
+            bound = math.sqrt(6.0 / int(width)) / float(omega0)
+            self.head.weight.uniform_(-bound, bound, generator=gen)
+            b = 1.0 / math.sqrt(int(width))
+            self.head.bias.uniform_(-b, b, generator=gen)
+
+    def encode(self, coords: torch.Tensor) -> torch.Tensor:
+        """The network's input features of ``coords[..., 3]``."""
+        if self.encoding == "fourier":
+            proj = (2.0 * math.pi) * coords @ self.fourier_b.t().to(coords.dtype)
+            return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+        return coords
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """Density at ``coords[..., 3]`` (x, y, z); returns ``[...]``."""
+        return self.head(self.body(self.encode(coords)))[..., 0]
+
+
+def n_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
+
+
+def build_network(cfg: dict, seed: int = 0) -> CoordinateNetwork:
+    """A :class:`CoordinateNetwork` from the ``cn`` config section."""
+    return CoordinateNetwork(width=cfg.get("width", 256), depth=cfg.get("depth", 5),
+                             omega0=cfg.get("omega0", 30.0),
+                             encoding=cfg.get("encoding", "none"),
+                             n_features=cfg.get("n_features", 64),
+                             scale=cfg.get("fourier_scale", 4.0), seed=seed)
+
+
+def slab_coordinates(nz: int, j: int, nx: int, device="cpu") -> torch.Tensor:
+    """Slab-local coordinates ``[nz, j, nx, 3]`` = (x, y, z), each ``linspace(0, 1, n)``.
+
+    An axis of length 1 sits at 0 (``linspace(0, 1, 1)``).
+    """
+    zs, ys, xs = (torch.from_numpy(np.linspace(0.0, 1.0, n, dtype=np.float32))
+                  for n in (nz, j, nx))
+    z, y, x = torch.meshgrid(zs, ys, xs, indexing="ij")
+    return torch.stack([x, y, z], dim=-1).to(device)

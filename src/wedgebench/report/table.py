@@ -1,0 +1,201 @@
+"""Table 1 of the paper, rebuilt from our metric records, with the paper's values alongside.
+
+A *record* describes one reconstruction::
+
+    {"dataset": "spheres", "acquisition": "tilt-60_60_step2", "method": "cn",
+     "metrics": <dict from wedgebench.metrics.compute_metrics>,
+     "runtime_s": 123.4, "wall_s": 130.0 or None}
+
+``acquisition`` may also be an acquisition dict (see
+:func:`wedgebench.geometry.acquisition_label`) or missing. An optional
+``paper_dataset`` key names the paper's dataset when ours is called differently.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from wedgebench.io import InputError
+
+#: Table 1 of the paper: (PSNR, SSIM, VIF, runtime in minutes), −60…+60° every 2°.
+PAPER_TABLE1 = {
+    ("spheres", "EMAN2"): (26.3, 0.94, 0.64, 2.68),
+    ("spheres", "IMOD"): (27.3, 0.93, 0.78, 0.15),
+    ("spheres", "IsoNet"): (30.2, 0.96, 0.93, 476.0),
+    ("spheres", "CN"): (31.4, 0.97, 0.86, 168.0),
+    ("shapes", "EMAN2"): (25.0, 0.73, 0.76, 2.71),
+    ("shapes", "IMOD"): (25.8, 0.69, 0.74, 0.15),
+    ("shapes", "IsoNet"): (27.4, 0.69, 0.84, 473.0),
+    ("shapes", "CN"): (31.5, 0.94, 0.85, 172.0),
+    ("p22", "EMAN2"): (30.9, 0.98, 0.76, 3.18),
+    ("p22", "IMOD"): (28.7, 0.92, 0.70, 0.17),
+    ("p22", "IsoNet"): (34.2, 0.95, 0.90, 503.0),
+    ("p22", "CN"): (36.1, 0.99, 0.88, 19.6),
+}
+
+#: Our method names (lower case) -> the paper's column names.
+PAPER_METHODS = {"fourier": "EMAN2", "eman2": "EMAN2", "wbp": "IMOD", "imod": "IMOD",
+                 "isonet": "IsoNet", "cn": "CN"}
+
+#: The acquisition of the paper's Table 1.
+PAPER_ACQUISITION = "tilt-60_60_step2"
+
+#: Row order of methods in the table (the paper's, then anything else alphabetically).
+METHOD_ORDER = ("fourier", "eman2", "wbp", "imod", "isonet", "cn")
+
+COLUMNS = ["dataset", "acquisition", "method", "PSNR", "SSIM", "VIF", "runtime_min",
+           "wall_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
+           "fsc_full_res_A", "sphere_zx_ratio", "paper_PSNR", "paper_SSIM", "paper_VIF",
+           "paper_runtime_min"]
+
+
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _acq_label(acq) -> str | None:
+    if acq is None or isinstance(acq, str):
+        return acq
+    from wedgebench.geometry import acquisition_label
+
+    return acquisition_label(acq)
+
+
+def paper_values(dataset: str, method: str, acquisition: str | None = None) -> tuple:
+    """The paper's (PSNR, SSIM, VIF, runtime_min) for a dataset and method, else NaNs.
+
+    Values apply only to the paper's acquisition (−60…+60° every 2°): for any other
+    acquisition label the result is NaN. ``acquisition=None`` means unknown and
+    matches.
+    """
+    nan = (float("nan"),) * 4
+    if acquisition is not None and acquisition != PAPER_ACQUISITION:
+        return nan
+    paper_method = PAPER_METHODS.get(str(method).lower())
+    return PAPER_TABLE1.get((str(dataset).lower(), paper_method), nan)
+
+
+def _row(rec: dict) -> dict:
+    for key in ("dataset", "method", "metrics"):
+        if key not in rec:
+            raise InputError(f"metric record lacks {key!r}: {sorted(rec)}")
+    m = rec["metrics"] or {}
+    acq = _acq_label(rec.get("acquisition"))
+    paper = paper_values(rec.get("paper_dataset", rec["dataset"]), rec["method"], acq)
+    wall = rec.get("wall_s")
+    return {
+        "dataset": rec["dataset"], "acquisition": acq, "method": rec["method"],
+        "PSNR": _num(m.get("psnr")), "SSIM": _num(m.get("ssim")), "VIF": _num(m.get("vif")),
+        "runtime_min": _num(rec.get("runtime_s")) / 60.0,
+        "wall_min": _num(wall) / 60.0,
+        "fsc_full_auc": _num(m.get("fsc_full_auc")),
+        "fsc_present_auc": _num(m.get("fsc_present_auc")),
+        "fsc_missing_auc": _num(m.get("fsc_missing_auc")),
+        "fsc_full_res_A": _num(m.get("fsc_full_res_A")),
+        "sphere_zx_ratio": _num(m.get("sphere_zx_ratio")),
+        "paper_PSNR": paper[0], "paper_SSIM": paper[1], "paper_VIF": paper[2],
+        "paper_runtime_min": paper[3],
+    }
+
+
+def _method_key(method: str) -> tuple:
+    m = str(method).lower()
+    return (METHOD_ORDER.index(m), m) if m in METHOD_ORDER else (len(METHOD_ORDER), m)
+
+
+def build_table1(records: Iterable[dict]) -> pd.DataFrame:
+    """Table 1 in the paper's layout: one row per dataset × acquisition × method.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        See the module docstring.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`COLUMNS`: ours (PSNR in dB, SSIM, VIF, runtime and wall time
+        in minutes, FSC areas and 0.5-resolution in Å, sphere z/x ratio) and the
+        paper's (``paper_*``, NaN where the paper has no such entry). Rows sorted by
+        dataset (first appearance), acquisition, then method in the paper's order
+        (EMAN2/fourier, IMOD/wbp, IsoNet, CN, others).
+
+    Raises
+    ------
+    InputError
+        A record lacks a required key, or two records share dataset, acquisition
+        and method.
+    """
+    rows = [_row(r) for r in records]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    keys = ["dataset", "acquisition", "method"]
+    dup = df.duplicated(subset=keys, keep=False)
+    if dup.any():
+        raise InputError(f"duplicate records for {df.loc[dup, keys].values.tolist()}")
+    dataset_rank = {d: i for i, d in enumerate(dict.fromkeys(df["dataset"]))}
+    order = sorted(range(len(df)), key=lambda i: (dataset_rank[df.at[i, "dataset"]],
+                                                  str(df.at[i, "acquisition"]),
+                                                  _method_key(df.at[i, "method"])))
+    return df.iloc[order].reset_index(drop=True)
+
+
+def _cell(x, floatfmt: str) -> str:
+    if isinstance(x, (float, np.floating)):
+        if math.isnan(x):
+            return "–"
+        return format(float(x), floatfmt)
+    return "" if x is None else str(x).replace("|", "\\|")
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """A GitHub-flavoured markdown table of ``df`` (NaN shown as "–").
+
+    Numbers are right-aligned and formatted with ``floatfmt``; text is left-aligned.
+    """
+    cols = [str(c) for c in df.columns]
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |",
+             "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(x, floatfmt) for x in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def runtime_from_benchmarks(paths) -> float:
+    """Total run time in seconds from Snakemake benchmark TSV files.
+
+    Each file's column ``s`` (wall-clock seconds) is read; a file with several rows
+    (``benchmark: repeat(...)``) contributes the mean of its rows, i.e. one run; the
+    files (e.g. the stages of one reconstruction) are summed.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+
+    Raises
+    ------
+    InputError
+        A file is missing, unreadable, empty, or has no numeric ``s`` column.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    total = 0.0
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: benchmark file does not exist")
+        try:
+            df = pd.read_csv(path, sep="\t")
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable benchmark TSV ({exc})") from exc
+        if "s" not in df.columns or df.empty:
+            raise InputError(f"{path}: no 's' column or no rows")
+        s = pd.to_numeric(df["s"], errors="coerce")
+        if s.isna().any():
+            raise InputError(f"{path}: non-numeric values in column 's'")
+        total += float(s.mean())
+    return total
