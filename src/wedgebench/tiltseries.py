@@ -3,9 +3,9 @@
 The *simulation* projector is deliberately a different and more accurate
 discretisation than :mod:`wedgebench.projector` (which every reconstruction
 uses), so that no method profits from an "inverse crime": it is *ray-driven*,
-with ``oversampling`` sub-rays per detector pixel and samples every
-``step`` voxels along each ray, reading the volume by bilinear interpolation in
-the (z, x) plane. Each detector value is the mean over its sub-rays of the
+with ``oversampling`` sub-rays per detector pixel, each sampled every ``step``
+voxels in z (rays cross the thin slab), reading the volume by bilinear
+interpolation in the (z, x) plane. Each detector value is the mean over its sub-rays of the
 numerically integrated line integral.
 """
 
@@ -28,7 +28,8 @@ def simulate_projections(vol: np.ndarray, angles_deg, oversampling: int = 3,
     oversampling : int
         Sub-rays per detector pixel (spread uniformly across the pixel).
     step : float
-        Sampling interval along each ray, in voxels.
+        Sampling interval in z along each ray, in voxels (the ray is sampled once per
+        ``step`` in z, so ``step / cosθ`` along the ray; the slab is thin in z).
     n_det : int, optional
         Detector width (default nx).
     max_chunk_bytes : int
@@ -42,25 +43,25 @@ def simulate_projections(vol: np.ndarray, angles_deg, oversampling: int = 3,
     nz, ny, nx = vol.shape
     n_det = nx if n_det is None else int(n_det)
     s = int(oversampling)
-    half = 0.5 * np.hypot(nx, nz) + 1.0
-    t_samples = np.arange(-half, half + 1e-9, step)
+    # rays are parametrised by z (the slab is thin): x = (u + z sinθ) / cosθ, ds = dz / cosθ
+    z_samples = np.arange(-(nz / 2.0) + step / 2.0, nz / 2.0, step)
     u = (np.arange(n_det) - (n_det - 1) / 2.0)[:, None] + ((np.arange(s) + 0.5) / s - 0.5)[None]
     u = u.ravel()  # detector sub-positions
     inp = torch.from_numpy(vol).permute(1, 0, 2)[None]  # [1, y, z, x]
-    per_slice = t_samples.size * u.size * 4 * 2
+    per_slice = z_samples.size * u.size * 4 * 2
     chunk = max(1, int(max_chunk_bytes // per_slice))
     out = np.empty((len(angles_deg), ny, n_det), np.float32)
     for i, th in enumerate(np.deg2rad(np.asarray(angles_deg, float))):
         c, sn = np.cos(th), np.sin(th)
-        xc = u[None, :] * c + t_samples[:, None] * sn
-        zc = -u[None, :] * sn + t_samples[:, None] * c
+        xc = (u[None, :] + z_samples[:, None] * sn) / c
+        zc = np.broadcast_to(z_samples[:, None], xc.shape)
         gx = 2 * (xc + (nx - 1) / 2.0) / max(nx - 1, 1) - 1
         gz = 2 * (zc + (nz - 1) / 2.0) / max(nz - 1, 1) - 1
         grid = torch.from_numpy(np.stack([gx, gz], -1).astype(np.float32))[None]
         for y0 in range(0, ny, chunk):
             samp = F.grid_sample(inp[:, y0:y0 + chunk], grid, mode="bilinear",
                                  padding_mode="zeros", align_corners=True)
-            line = samp[0].sum(1) * step  # [y, n_det*s]
+            line = samp[0].sum(1) * (step / c)  # [y, n_det*s]
             out[i, y0:y0 + chunk] = line.reshape(-1, n_det, s).mean(-1).numpy()
     return out
 

@@ -75,6 +75,23 @@ export SLURM_CONF="$SLURM_CONF"
 export WB_SLURM_PARTITION="$partition"
 EOF
 
+# Inside a job, the plugin's jobstep runs `srun` with every SLURM_* variable but a few removed
+# (SLURM_CONF too), so srun reads the default /etc/slurm/slurm.conf as on a real cluster: link
+# ours there, unless a real configuration or another live test cluster owns that path.
+site_conf=/etc/slurm/slurm.conf
+if [ -L "$site_conf" ]; then
+    other="$(dirname "$(readlink "$site_conf")")"
+    if [ "$other" != "$state" ] && [ -s "$other/slurmctld.pid" ] \
+            && kill -0 "$(tr -dc '0-9' < "$other/slurmctld.pid")" 2>/dev/null; then
+        die "another test cluster ($other) is running; stop it with stop_cluster.sh $other"
+    fi
+    rm -f "$site_conf"
+elif [ -e "$site_conf" ]; then
+    die "$site_conf exists (a real SLURM installation?); refusing to replace it"
+fi
+mkdir -p /etc/slurm
+ln -s "$SLURM_CONF" "$site_conf"
+
 slurmctld -f "$SLURM_CONF" || die "slurmctld failed; log: $(tail -n 30 "$state/slurmctld.log" 2>/dev/null)"
 slurmd -f "$SLURM_CONF" -N "$node" || die "slurmd failed; log: $(tail -n 30 "$state/slurmd.log" 2>/dev/null)"
 

@@ -36,4 +36,7 @@ stop_pid_file() {  # stop_pid_file FILE: TERM the process, KILL it after 10 s
 stop_pid_file "$state/slurmd.pid"
 stop_pid_file "$state/slurmctld.pid"
 stop_pid_file "$state/munge/munged.pid"
+if [ -L /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" = "$state/slurm.conf" ]; then
+    rm -f /etc/slurm/slurm.conf
+fi
 exit 0

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ...projector import Projector
-from .model import CoordinateNetwork, build_network, slab_coordinates
+from .model import CoordinateNetwork, build_network, n_parameters, slab_coordinates
+from .slabs import SlabPlan, make_plan, merge, postprocess, slab_size
 
 #: A loss this many times the first iteration's loss counts as divergence.
 EXPLODE_FACTOR = 1.0e4
@@ -237,3 +238,77 @@ def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *
     state = ({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
              if fits or init_state is None else copy.deepcopy(init_state))
     return fits, state
+
+
+def plan_for(stack_shape, cfg: dict) -> SlabPlan:
+    """The :class:`SlabPlan` of a tilt series of shape ``[tilt, ny, n_det]`` under ``cfg``."""
+    n_tilts, ny, n_det = stack_shape
+    j = slab_size(cfg, ny, n_tilts, n_det, n_parameters(build_network(cfg)))
+    overlap = min(int(cfg.get("overlap", 0)), j - 1)
+    return make_plan(ny, j, overlap, int(cfg.get("chunks", 1)))
+
+
+def fit_anchor(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, seed: int,
+               device="cpu", log: logging.Logger | None = None):
+    """Fit the anchor (middle) slab from a seeded random initialisation.
+
+    Returns
+    -------
+    plan : SlabPlan
+    fit : SlabFit
+    state : dict
+        The anchor network's state dict (CPU tensors).
+    """
+    plan = plan_for(stack.shape, cfg)
+    y0, y1 = plan.slabs[plan.anchor]
+    if log is not None:
+        log.info("CN plan: ny %d, slab size %d, overlap %d, %d slabs, anchor %d, %d chunk(s); "
+                 "%d network parameters, device %s", plan.ny, plan.j, plan.overlap,
+                 len(plan.slabs), plan.anchor, len(plan.chunks),
+                 n_parameters(build_network(cfg)), device)
+    fits, state = fit_chain(stack, angles_deg, thickness, [(plan.anchor, y0, y1)], cfg,
+                            init_state=None, seed=seed, anchor=True, device=device, log=log)
+    return plan, fits[0], state
+
+
+def fit_chunk(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, chunk: int,
+              anchor_state: dict, *, seed: int, device="cpu",
+              log: logging.Logger | None = None):
+    """Fit every run of ``chunk``, each starting from ``anchor_state``.
+
+    Returns
+    -------
+    fits : list of SlabFit
+    state : dict
+        Weights after the chunk's last slab (the anchor's if the chunk is empty).
+    """
+    plan = plan_for(stack.shape, cfg)
+    projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
+    fits, state = [], anchor_state
+    runs = plan.chunk_slabs(chunk)
+    if log is not None:
+        log.info("CN chunk %d: runs %s", chunk, [[s[0] for s in r] for r in runs])
+    for run in runs:
+        f, state = fit_chain(stack, angles_deg, thickness, run, cfg, init_state=anchor_state,
+                             seed=seed, anchor=False, device=device, projector=projector,
+                             log=log)
+        fits += f
+    return fits, state
+
+
+def reconstruct(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, seed: int = 0,
+                device="cpu", log: logging.Logger | None = None) -> np.ndarray:
+    """The whole CN reconstruction in one process (anchor, every chunk, merge).
+
+    Returns
+    -------
+    ndarray ``[thickness, ny, n_det]`` float32, post-processed per ``cfg["output"]``.
+    """
+    plan, anchor, state = fit_anchor(stack, angles_deg, thickness, cfg, seed=seed,
+                                     device=device, log=log)
+    fits = [anchor]
+    for c in range(len(plan.chunks)):
+        fits += fit_chunk(stack, angles_deg, thickness, cfg, c, state, seed=seed,
+                          device=device, log=log)[0]
+    vol = merge([(f.y0, f.y1, f.volume) for f in fits], plan.ny)
+    return postprocess(vol, cfg.get("output", "clip_rescale"))

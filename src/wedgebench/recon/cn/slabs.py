@@ -1,0 +1,250 @@
+"""Slab decomposition of a CN reconstruction: plan, storage and stitching.
+
+The tomogram is cut along y into slabs of ``j`` slices, each fitted by its own
+network. The *anchor* is the middle slab (fitted first, from a random
+initialisation); the other slabs form two sides ordered outward from it (below:
+anchor−1, anchor−2, …, 0; above: anchor+1, …, last). Each side is split into
+contiguous *runs*; every run starts from the anchor's weights and warm-starts
+each following slab from the one before. The runs are distributed over
+``chunks`` jobs that can run in parallel.
+
+With ``overlap > 0`` neighbouring slabs share ``overlap`` slices, which
+:func:`merge` blends with linear weights to remove seams along y.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...io import InputError, atomic_path
+
+
+@dataclass(frozen=True)
+class SlabPlan:
+    """Which slabs exist and who fits them.
+
+    Attributes
+    ----------
+    ny, j, overlap : int
+        Rows of the tilt series, slab size and overlap.
+    slabs : tuple of (y0, y1)
+        Slab ``i`` covers rows ``y0:y1``; ordered by y.
+    anchor : int
+        Index of the anchor (middle) slab.
+    chunks : tuple of tuple of tuple of int
+        ``chunks[c]`` = the runs of chunk ``c``; a run is a tuple of slab indices in
+        fitting order, outward from the anchor. A chunk may be empty when there
+        are fewer slabs than chunks.
+    """
+
+    ny: int
+    j: int
+    overlap: int
+    slabs: tuple
+    anchor: int
+    chunks: tuple
+
+    def chunk_slabs(self, chunk: int):
+        """The runs of ``chunk`` as lists of ``(index, y0, y1)``."""
+        if not 0 <= chunk < len(self.chunks):
+            raise ValueError(f"chunk {chunk} out of range 0..{len(self.chunks) - 1}")
+        return [[(i, *self.slabs[i]) for i in run] for run in self.chunks[chunk]]
+
+
+def slab_size(cfg: dict, ny: int, n_tilts: int, n_det: int, n_params: int) -> int:
+    """Slab size ``j`` from the ``cn`` config.
+
+    ``slab_size`` is either an integer or ``"auto"``: then ``j`` is chosen so that
+    ``n_params / (n_tilts · j · n_det)`` is closest to ``params_per_measurement``.
+    The result is clipped to ``[1, ny]``.
+    """
+    j = cfg.get("slab_size", 2)
+    if j == "auto":
+        ratio = float(cfg.get("params_per_measurement", 2.0))
+        if not ratio > 0:
+            raise ValueError(f"cn params_per_measurement must be > 0, got {ratio}")
+        j = int(round(n_params / (ratio * n_tilts * n_det)))
+    elif isinstance(j, bool) or not isinstance(j, (int, np.integer)) or j < 1:
+        raise ValueError(f"cn slab_size must be an integer >= 1 or 'auto', got {j!r}")
+    return int(min(max(j, 1), ny))
+
+
+def slab_ranges(ny: int, j: int, overlap: int = 0):
+    """``(y0, y1)`` of every slab: size ``j``, stepping ``j − overlap``, the last one
+    ending at ``ny`` (it may overlap its neighbour by more than ``overlap``)."""
+    if not 1 <= j:
+        raise ValueError(f"slab size must be >= 1, got {j}")
+    j = min(j, ny)
+    if not 0 <= overlap < j:
+        raise ValueError(f"cn overlap must be in [0, slab size {j}), got {overlap}")
+    step = j - overlap
+    starts = list(range(0, max(ny - j, 0) + 1, step))
+    if starts[-1] + j < ny:
+        starts.append(ny - j)
+    return tuple((s, s + j) for s in starts)
+
+
+def _split(run: list, parts: int) -> list:
+    """``run`` cut into ``parts`` contiguous pieces of near-equal length."""
+    bounds = np.linspace(0, len(run), parts + 1).round().astype(int)
+    return [tuple(run[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def make_plan(ny: int, j: int, overlap: int, chunks: int) -> SlabPlan:
+    """The slab plan (see the module docstring).
+
+    Parameters
+    ----------
+    ny : int
+        Rows of the tilt series.
+    j, overlap : int
+        Slab size and overlap (slices).
+    chunks : int
+        Number of chunk jobs (≥ 1). With one chunk both sides are fitted by it;
+        otherwise the chunks are shared between the two sides so that the
+        longest run is as short as possible, one run per chunk.
+    """
+    if int(chunks) < 1:
+        raise ValueError(f"cn chunks must be >= 1, got {chunks}")
+    slabs = slab_ranges(ny, j, overlap)
+    n = len(slabs)
+    anchor = (n - 1) // 2
+    sides = [list(range(anchor - 1, -1, -1)), list(range(anchor + 1, n))]
+    sides = [s for s in sides if s]
+    if chunks == 1:
+        out = [tuple(tuple(s) for s in sides)]
+    else:
+        parts = [1] * len(sides)
+        budget = min(int(chunks), n - 1) - len(sides)
+        for _ in range(max(budget, 0)):
+            k = max(range(len(sides)), key=lambda i: math.ceil(len(sides[i]) / parts[i])
+                    if parts[i] < len(sides[i]) else -1)
+            parts[k] += 1
+        runs = [r for s, p in zip(sides, parts) for r in _split(s, p)]
+        out = [(r,) for r in runs]
+    out += [()] * (int(chunks) - len(out))
+    return SlabPlan(int(ny), slabs[0][1] - slabs[0][0], int(overlap), slabs, anchor,
+                    tuple(out))
+
+
+def blend_weights(y0: int, y1: int, ranges) -> np.ndarray:
+    """Linear blending weights of slab ``[y0, y1)`` among all slab ``ranges``.
+
+    The weight rises linearly across the slab's overlap with its lower
+    neighbour and falls across the overlap with its upper one, so that the
+    weights of two overlapping slabs sum to one; it is 1 elsewhere.
+    """
+    lo = max([b - y0 for a, b in ranges if a < y0 < b] + [0])
+    hi = max([y1 - a for a, b in ranges if a < y1 < b] + [0])
+    y = np.arange(y0, y1)
+    return np.minimum.reduce([np.ones(y.size), (y - y0 + 1) / (lo + 1),
+                              (y1 - y) / (hi + 1)]).astype(np.float32)
+
+
+def merge(slabs, ny: int) -> np.ndarray:
+    """Stitch slab volumes along y.
+
+    Parameters
+    ----------
+    slabs : iterable of (y0, y1, volume ``[nz, y1 − y0, nx]``)
+    ny : int
+        Rows of the full volume.
+
+    Returns
+    -------
+    ndarray ``[nz, ny, nx]`` float32; overlapping rows are blended linearly.
+
+    Raises
+    ------
+    ValueError
+        A slab lies outside ``[0, ny)``, has the wrong size, or some rows are not
+        covered by any slab.
+    """
+    slabs = [(int(a), int(b), np.asarray(v, np.float32)) for a, b, v in slabs]
+    if not slabs:
+        raise ValueError("merge: no slabs")
+    nz, _, nx = slabs[0][2].shape
+    ranges = [(a, b) for a, b, _ in slabs]
+    acc = np.zeros((nz, ny, nx), np.float64)
+    wsum = np.zeros(ny, np.float64)
+    for a, b, vol in slabs:
+        if not 0 <= a < b <= ny or vol.shape != (nz, b - a, nx):
+            raise ValueError(f"merge: slab y {a}:{b} with shape {vol.shape} does not fit a "
+                             f"volume of {(nz, ny, nx)}")
+        w = blend_weights(a, b, ranges)
+        acc[:, a:b] += vol * w[None, :, None]
+        wsum[a:b] += w
+    missing = np.flatnonzero(wsum == 0)
+    if missing.size:
+        raise ValueError(f"merge: y rows {missing.tolist()} are covered by no slab")
+    return (acc / wsum[None, :, None]).astype(np.float32)
+
+
+def postprocess(vol: np.ndarray, output: str = "clip_rescale") -> np.ndarray:
+    """``raw``: unchanged; ``clip_rescale``: clipped to [0, 1], then min–max rescaled
+    to [0, 1] (the paper's output; a constant volume stays as clipped)."""
+    if output == "raw":
+        return vol.astype(np.float32, copy=False)
+    if output != "clip_rescale":
+        raise ValueError(f"cn output must be 'clip_rescale' or 'raw', got {output!r}")
+    v = np.clip(vol, 0.0, 1.0)
+    lo, hi = float(v.min()), float(v.max())
+    return ((v - lo) / (hi - lo) if hi > lo else v).astype(np.float32)
+
+
+def save_slabs(path, fits) -> None:
+    """Write fitted slabs (objects with ``index, y0, y1, volume``) to one ``.npz``."""
+    arrays = {"index": np.array([f.index for f in fits], np.int64),
+              "y0": np.array([f.y0 for f in fits], np.int64),
+              "y1": np.array([f.y1 for f in fits], np.int64)}
+    for f in fits:
+        arrays[f"volume_{f.index}"] = np.asarray(f.volume, np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def load_slabs(path):
+    """``[(index, y0, y1, volume), …]`` from a file written by :func:`save_slabs`."""
+    try:
+        with np.load(path) as data:
+            return [(int(i), int(a), int(b), data[f"volume_{int(i)}"])
+                    for i, a, b in zip(data["index"], data["y0"], data["y1"])]
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{path}: not a CN slab file ({exc})") from exc
+
+
+def save_losses(path, fits) -> None:
+    """Write ``slab, iteration, loss, seconds`` rows of every fit as CSV."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["slab", "iteration", "loss", "seconds"])
+            for f in fits:
+                for it, loss, sec in f.losses:
+                    w.writerow([f.index, it, f"{loss:.8g}", f"{sec:.4f}"])
+
+
+def benchmark_seconds(path) -> float:
+    """Wall seconds (column ``s``) of a Snakemake benchmark TSV (summed over repeats)."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        return float(sum(float(r["s"]) for r in rows))
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{path}: not a Snakemake benchmark file ({exc})") from exc
+
+
+def runtime_summary(anchor_tsv, chunk_tsvs) -> dict:
+    """``runtime_s`` = anchor + Σ chunks (total compute), ``wall_s`` = anchor + max
+    chunk (wall time when the chunks run in parallel), from benchmark TSVs."""
+    anchor = benchmark_seconds(anchor_tsv)
+    chunks = [benchmark_seconds(p) for p in chunk_tsvs]
+    return {"runtime_s": anchor + sum(chunks), "wall_s": anchor + max(chunks, default=0.0),
+            "anchor_s": anchor, "chunks_s": chunks,
+            "sources": [os.fspath(anchor_tsv)] + [os.fspath(p) for p in chunk_tsvs]}

@@ -1,0 +1,241 @@
+"""The workflow on a real SLURM cluster: profiles/slurm + snakemake-executor-plugin-slurm.
+
+A one-node cluster (munged, slurmctld, slurmd from Debian's ``slurm-wlm``/``munge``) is brought
+up on this machine by ``tests/slurm/start_cluster.sh``; the tiny config is built once through
+SLURM with a copy of ``profiles/slurm/config.yaml`` (only the cluster-specific keys changed:
+see ``_test_profile``) and once locally with ``--cores 2``. The test checks that every job
+really went through sbatch (SLURM's job-completion log and the plugin's per-job logs) and that
+the deterministic methods' metrics equal the local run's.
+
+Needs root (slurmd runs jobs as the submitting user and the daemons need their own dirs) and
+``apt-get install slurm-wlm munge`` (tried here when missing); skips with the reason otherwise.
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM_SCRIPTS = ROOT / "tests" / "slurm"
+PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "srun")
+# Methods whose output depends only on the input data (no training): their metrics must be
+# identical whether the job ran under SLURM or locally.
+DETERMINISTIC = ("imod_wbp", "eman2_fourier")
+RUNTIME_KEYS = ("runtime_s", "wall_s")
+RUN_TIMEOUT_S = 900
+
+pytestmark = pytest.mark.slow
+
+
+def _tail(path, n=60):
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"<{path}: {exc}>"
+    return "\n".join(lines[-n:])
+
+
+def _ensure_slurm():
+    """Skip unless a throw-away SLURM cluster can be started here (installing it if needed)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("SLURM test needs Linux")
+    if os.geteuid() != 0:
+        pytest.skip("SLURM test needs root (it starts munged/slurmctld/slurmd itself)")
+    pytest.importorskip("snakemake_executor_plugin_slurm",
+                        reason="snakemake-executor-plugin-slurm is not installed")
+    site_conf = Path("/etc/slurm/slurm.conf")
+    if site_conf.exists() and not site_conf.is_symlink():
+        pytest.skip(f"{site_conf} exists: a real SLURM installation, not touching it")
+    missing = [t for t in SLURM_TOOLS if shutil.which(t) is None]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"SLURM not installed ({', '.join(missing)} missing) and no apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                     "slurm-wlm", "munge"]):
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+            if proc.returncode != 0:
+                pytest.skip(f"SLURM not installable: {' '.join(cmd)} failed:\n"
+                            f"{proc.stderr[-2000:]}")
+    except subprocess.TimeoutExpired:
+        pytest.skip("SLURM not installable: apt-get timed out")
+    missing = [t for t in SLURM_TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"SLURM installed but {', '.join(missing)} still missing")
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A running one-node cluster; its daemons are stopped afterwards, whatever happened."""
+    _ensure_slurm()
+    state = tmp_path_factory.mktemp("slurm")
+    stop = [str(SLURM_SCRIPTS / "stop_cluster.sh"), str(state)]
+    try:
+        proc = subprocess.run(["bash", str(SLURM_SCRIPTS / "start_cluster.sh"), str(state)],
+                              capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired as exc:
+        subprocess.run(["bash", *stop], timeout=120)
+        pytest.fail(f"start_cluster.sh timed out:\n{exc.stdout}\n{exc.stderr}")
+    if proc.returncode != 0:
+        logs = "\n".join(f"---- {p.name}\n{_tail(p)}" for p in
+                         (state / "slurmctld.log", state / "slurmd.log",
+                          state / "munge" / "munged.log"))
+        subprocess.run(["bash", *stop], timeout=120)
+        pytest.fail(f"could not start the SLURM cluster:\n{proc.stdout}\n{proc.stderr}\n{logs}")
+    env_sh = (state / "env.sh").read_text()
+    info = dict(re.findall(r'^export (\w+)="([^"]*)"$', env_sh, re.M))
+    hw = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30).stdout
+    info.update(state=state, cpus=os.cpu_count() or 1,
+                mem_mb=int(re.search(r"RealMemory=(\d+)", hw).group(1)))
+    try:
+        yield info
+    finally:
+        subprocess.run(["bash", *stop], timeout=120)
+
+
+def _test_profile(dst: Path, partition: str, cpus: int, mem_mb: int) -> Path:
+    """profiles/slurm/config.yaml with only what this one-node test cluster needs changed.
+
+    No accounting database (the plugin checks any ``slurm_account`` with sacctmgr), the test
+    partition, no GPUs (``gpu: 0``), threads and memory capped to the node, squeue for status
+    (no sacct), fast first status check, successful jobs' SLURM logs kept for the checks.
+    """
+    prof = yaml.safe_load(PROFILE.read_text())
+    assert prof["executor"] == "slurm"
+    defaults = dict(prof["default-resources"])
+    assert defaults.pop("slurm_account") == "<your_account>"
+    assert defaults["slurm_partition"] == "<your_partition>"
+    defaults["slurm_partition"] = partition
+    prof["default-resources"] = defaults
+    for res in prof["set-resources"].values():
+        assert res.get("gpu") == 1
+        res["gpu"] = 0
+        res["mem_mb"] = min(int(res["mem_mb"]), mem_mb // 2)
+    prof["set-threads"] = {r: min(int(t), cpus) for r, t in prof["set-threads"].items()}
+    prof.update({
+        "jobs": 4,
+        "retries": 0,
+        "latency-wait": 10,
+        "slurm-status-command": "squeue",
+        "slurm-init-seconds-before-status-checks": 2,
+        "slurm-keep-successful-logs": True,
+    })
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
+    return dst
+
+
+def _snakemake(workdir: Path, extra, env, log: Path):
+    """Build the tiny config in ``workdir`` (as tests/workflow_utils.py does); None on timeout."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(TINY, workdir / "config.yaml")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *extra]
+    with open(log, "w") as fh:
+        try:
+            proc = subprocess.run(cmd, cwd=workdir, env=env, stdout=fh,
+                                  stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return None
+    return proc.returncode
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _same_metrics(a: dict, b: dict):
+    """Differences between two metrics records, ignoring runtimes (wall clock)."""
+    fa = {k: v for k, v in _flat(a).items() if k.split(".")[-1] not in RUNTIME_KEYS}
+    fb = {k: v for k, v in _flat(b).items() if k.split(".")[-1] not in RUNTIME_KEYS}
+    diffs = [f"keys differ: {sorted(set(fa) ^ set(fb))}"] if set(fa) != set(fb) else []
+    for k in sorted(set(fa) & set(fb)):
+        x, y = fa[k], fb[k]
+        if isinstance(x, float) or isinstance(y, float):
+            ok = (x is not None and y is not None
+                  and math.isclose(float(x), float(y), rel_tol=1e-6, abs_tol=1e-9))
+        else:
+            ok = x == y
+        if not ok:
+            diffs.append(f"{k}: {x!r} != {y!r}")
+    return diffs
+
+
+@pytest.mark.skipif(not TINY.exists(), reason=f"{TINY} missing")
+def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
+    state = slurm_cluster["state"]
+    env = dict(os.environ, SLURM_CONF=slurm_cluster["SLURM_CONF"],
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    profile = _test_profile(tmp_path / "profile", slurm_cluster["WB_SLURM_PARTITION"],
+                            slurm_cluster["cpus"], slurm_cluster["mem_mb"])
+
+    def cluster_logs():
+        return "\n".join(f"---- {name}\n{_tail(state / name)}"
+                         for name in ("slurmctld.log", "slurmd.log"))
+
+    slurm_dir, local_dir = tmp_path / "slurm_run", tmp_path / "local_run"
+    slurm_log = tmp_path / "slurm_run.log"
+    rc = _snakemake(slurm_dir, ["--profile", str(profile)], env, slurm_log)
+    if rc != 0:
+        job_logs = "\n".join(f"---- {p}\n{_tail(p, 30)}" for p in
+                             sorted((slurm_dir / ".snakemake" / "slurm_logs").rglob("*.log")))
+        pytest.fail(f"snakemake --profile slurm {'timed out' if rc is None else f'rc={rc}'}"
+                    f"\n{_tail(slurm_log, 80)}\n{job_logs}\n{cluster_logs()}")
+
+    # Every job went through sbatch: SLURM's completion log lists one COMPLETED job per
+    # submitted job, named after this run's id, and the plugin kept a log for each.
+    text = slurm_log.read_text()
+    run_id = re.search(r"SLURM run ID: (\S+)", text).group(1)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", text)
+    assert submitted, text[-3000:]
+    jobcomp = (state / "jobcomp.txt").read_text().splitlines()
+    done = {m.group(1): line for line in jobcomp
+            if (m := re.search(r"\bJobId=(\d+)\b", line)) and f"Name={run_id} " in line}
+    assert set(submitted) <= set(done), (sorted(submitted), jobcomp, cluster_logs())
+    assert all("JobState=COMPLETED" in done[j] for j in submitted), [done[j] for j in submitted]
+    logs = list((slurm_dir / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert {p.stem for p in logs} >= set(submitted)
+    rules_run = {p.relative_to(slurm_dir / ".snakemake" / "slurm_logs").parts[0] for p in logs}
+    for method in DETERMINISTIC:
+        assert f"rule_{method}" in rules_run, rules_run
+
+    local_log = tmp_path / "local_run.log"
+    rc = _snakemake(local_dir, ["--cores", "2"], env, local_log)
+    assert rc == 0, _tail(local_log, 80)
+
+    slurm_metrics = sorted(p.relative_to(slurm_dir)
+                           for p in (slurm_dir / "results").rglob("metrics/*.json"))
+    local_metrics = sorted(p.relative_to(local_dir)
+                           for p in (local_dir / "results").rglob("metrics/*.json"))
+    assert slurm_metrics and slurm_metrics == local_metrics
+    compared = 0
+    for rel in slurm_metrics:
+        if rel.stem not in DETERMINISTIC:
+            continue
+        a = json.loads((slurm_dir / rel).read_text())
+        b = json.loads((local_dir / rel).read_text())
+        assert not _same_metrics(a, b), (str(rel), _same_metrics(a, b))
+        compared += 1
+    assert compared >= len(DETERMINISTIC)
+    table = Path("results") / "report" / "table1.csv"
+    assert (slurm_dir / table).exists() and (local_dir / table).exists()
