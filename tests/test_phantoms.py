@@ -85,7 +85,9 @@ def test_render_gaussians_conserves_mass_and_centre():
     one = render_gaussians((26, 24, 30), centres[:1], 1.0, 1.0)
     com = (np.indices(one.shape) * one).reshape(3, -1).sum(1) / one.sum()
     assert np.allclose(com, centres[0], atol=0.01)
-    assert one.max() == pytest.approx(0.0553, rel=0.05)  # ≈ (2π)^-1.5 for σ = 1 voxel
+    frac = [0.5 * (math.erf((0.5 - d) / math.sqrt(2)) - math.erf((-0.5 - d) / math.sqrt(2)))
+            for d in centres[0] - np.rint(centres[0])]
+    assert one.max() == pytest.approx(np.prod(frac), rel=1e-5)
 
 
 def test_place_non_overlapping_warns_when_full():
@@ -179,7 +181,7 @@ def test_shapes_counts_kinds_components_and_volumes():
     for s in placed:
         lab = labels[tuple(np.rint(s["centre"]).astype(int))]
         assert lab > 0, s["kind"]
-        assert sizes[lab] == pytest.approx(analytic_volume(s), rel=0.3), s["kind"]
+        assert sizes[lab] == pytest.approx(analytic_volume(s), rel=0.1), s["kind"]
         pts = np.argwhere(labels == lab)
         assert np.linalg.norm(pts - s["centre"], axis=1).max() <= s["radius"] + 1e-9
         rot = s["rotation"]
@@ -273,7 +275,7 @@ def test_p22_from_map(tmp_path):
     zo, yo, xo = (((np.arange(m) - (m - 1) / 2) * 9.0 / src_vs).reshape(view)
                   for m, view in zip(vol.shape, ((-1, 1, 1), (1, -1, 1), (1, 1, -1))))
     expected = np.maximum(np.exp(-((xo - 8) ** 2 + yo ** 2 + (zo + 4) ** 2) / 18.0) - 0.1, 0)
-    assert np.abs(vol - expected).max() < 0.05
+    assert np.abs(vol - expected).max() < 0.08  # interpolation + anti-alias blur
     com, _ = moments(vol, 9.0)
     assert np.allclose(com, [8 * src_vs, 0, -4 * src_vs], atol=1.0)
     with pytest.raises(InputError, match="nothere.mrc"):
@@ -315,7 +317,7 @@ def test_ubiquitin_centre_extent_and_orientation():
     rg_map, rg_atoms = np.sqrt(np.trace(cov)), np.sqrt(np.trace(cov_atoms))
     assert rg_map == pytest.approx(rg_atoms, rel=0.1)
     # axis order: the anisotropic spread along x, y, z matches the atoms'
-    assert np.diag(cov) == pytest.approx(np.diag(cov_atoms), rel=0.15)
+    assert np.diag(cov) == pytest.approx(np.diag(cov_atoms), rel=0.05)
     assert np.abs(np.diag(cov) - np.diag(cov_atoms)).max() < 0.3 * np.ptp(np.diag(cov_atoms))
 
 
@@ -336,11 +338,20 @@ def test_ubiquitin_mass_waters_and_custom_pdb(tmp_path):
     pdb = tmp_path / "two.pdb"
     pdb.write_text(
         "ATOM      1  C   GLY A   1       0.000   0.000   0.000  1.00 10.00           C\n"
-        "ATOM      2  C   GLY A   1       8.000   0.000   0.000  1.00 10.00           C\n"
+        "ATOM      2  CA  GLY A   1       8.000   0.000   0.000  1.00 10.00           C\n"
         "END\n")
     vol, _ = make_phantom("ubiquitin", dict(shape=[9, 11, 21], voxel_size=1.0, pdb=str(pdb)), 0)
     peaks = np.argwhere(vol > 0.5 * vol.max())
     assert sorted({tuple(p) for p in peaks}) == [(4, 5, 6), (4, 5, 14)]
+    # only the first alternative conformation is kept
+    alt = tmp_path / "alt.pdb"
+    alt.write_text(
+        "ATOM      1  N   SER A   1       0.000   0.000   0.000  1.00 10.00           N\n"
+        "ATOM      2  OG ASER A   1       1.000   0.000   0.000  0.60 10.00           O\n"
+        "ATOM      3  OG BSER A   1       0.000   1.000   0.000  0.40 10.00           O\n"
+        "END\n")
+    xyz, el, _, occ = ubiquitin.read_atoms(alt)
+    assert el == ["N", "O"] and np.allclose(xyz[1], [1, 0, 0]) and occ[1] == pytest.approx(0.6)
     with pytest.raises(InputError, match="ubiquitin.shape"):
         make_phantom("ubiquitin", dict(shape=[20, 20, 20], voxel_size=1.0), 0)
     with pytest.raises(InputError, match="missing.pdb"):
@@ -350,6 +361,7 @@ def test_ubiquitin_mass_waters_and_custom_pdb(tmp_path):
 # --------------------------------------------------------------------------- custom
 
 
+@pytest.mark.filterwarnings("ignore:Data array contains NaN")
 def test_custom_round_trip_and_errors(tmp_path):
     data = np.random.default_rng(0).random((6, 7, 8)).astype(np.float32)
     path = tmp_path / "gt.mrc"

@@ -8,7 +8,8 @@ import pytest
 
 from wedgebench.io import InputError
 from wedgebench.report.figures import fsc_figure, orthoslices, sweep_figure, sweep_figures
-from wedgebench.report.table import build_table1, runtime_from_benchmarks, to_markdown
+from wedgebench.io import read_benchmark_seconds as runtime_from_benchmarks
+from wedgebench.report.table import build_table1, to_markdown
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

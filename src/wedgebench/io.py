@@ -178,3 +178,40 @@ def read_star(path: str | os.PathLike):
     if len(data) != 1:
         raise InputError(f"{path}: expected one data block, found {len(data)}")
     return next(iter(data.values()))
+
+
+def read_benchmark_seconds(paths) -> float:
+    """Total run time in seconds from Snakemake benchmark TSV files.
+
+    Each file's column ``s`` (wall-clock seconds) is read; a file with several rows
+    (``benchmark: repeat(...)``) contributes the mean of its rows, i.e. one run; the
+    files (e.g. the stages of one reconstruction) are summed.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+
+    Raises
+    ------
+    InputError
+        A file is missing, unreadable, empty, or has no numeric ``s`` column.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    total = 0.0
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: benchmark file does not exist")
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path, sep="\t")
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable benchmark TSV ({exc})") from exc
+        if "s" not in df.columns or df.empty:
+            raise InputError(f"{path}: no 's' column or no rows")
+        s = pd.to_numeric(df["s"], errors="coerce")
+        if s.isna().any():
+            raise InputError(f"{path}: non-numeric values in column 's'")
+        total += float(s.mean())
+    return total

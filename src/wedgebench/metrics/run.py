@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from wedgebench.io import InputError, read_json
+from wedgebench.io import read_benchmark_seconds, read_json
 from wedgebench.metrics import compute_metrics, reprojection_error
 
 
@@ -26,17 +25,16 @@ def read_runtime(paths) -> dict:
     critical path; equal to ``runtime_s`` for a single job).
     """
     runtime = wall = 0.0
+    tsvs = []
     for path in map(Path, paths):
         if path.suffix == ".json":
             rec = read_json(path)
             runtime += float(rec["runtime_s"])
             wall += float(rec.get("wall_s", rec["runtime_s"]))
-            continue
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
-        if not rows or "s" not in rows[0]:
-            raise InputError(f"{path}: not a Snakemake benchmark file (no 's' column)")
-        secs = sum(float(r["s"]) for r in rows) / len(rows)  # mean over --benchmark-repeats
+        else:
+            tsvs.append(path)
+    if tsvs:
+        secs = read_benchmark_seconds(tsvs)
         runtime += secs
         wall += secs
     return {"runtime_s": runtime, "wall_s": wall}

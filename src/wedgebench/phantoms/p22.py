@@ -17,8 +17,10 @@ along z: the capsid centre sits ``tail_length / 2`` below the box centre.
   (flat facets, sharp vertices). Capsomer texture: a T = 7 (h = 2, k = 1)
   lattice of 12 pentamers (at the vertices) and 60 hexamers on the faces, each
   drawn as a ring of 5 or 6 Gaussian lobes (ring radius 0.3, lobe σ 0.1 of the
-  capsomer spacing ``edge / √7``) at the outer surface, oriented towards the
-  nearest pentamer, so the texture keeps the full icosahedral symmetry.
+  capsomer spacing ``edge / √7``) centred on the outer surface (so they
+  protrude from it), oriented towards the nearest pentamer, so the texture
+  keeps the full icosahedral symmetry. Defaults: ``capsid_diameter`` 600 Å
+  (vertex to vertex), ``shell_thickness`` 25 Å.
 * **DNA**: concentric layers inside the capsid following its facets, spaced
   ``dna_spacing`` Å, starting 10 Å inside the capsid's inner surface, layer
   contrast fading to uniform density (0.5) halfway to the centre.

@@ -59,7 +59,6 @@ def read_atoms(path, waters: bool = False, ligands: bool = False):
         raise InputError(f"{path}: not a readable PDB/mmCIF file ({exc})") from exc
     if len(st) == 0:
         raise InputError(f"{path}: no models")
-    st.remove_alternative_conformations()
     xyz, elements, b_iso, occ = [], [], [], []
     for chain in st[0]:
         for res in chain:
@@ -67,7 +66,10 @@ def read_atoms(path, waters: bool = False, ligands: bool = False):
             ligand = res.het_flag == "H" and not water
             if (water and not waters) or (ligand and not ligands):
                 continue
+            alts = [atom.altloc for atom in res if atom.has_altloc()]
             for atom in res:
+                if alts and atom.has_altloc() and atom.altloc != alts[0]:
+                    continue  # keep only the first alternative conformation
                 xyz.append(atom.pos.tolist())
                 elements.append(atom.element.name)
                 b_iso.append(atom.b_iso)

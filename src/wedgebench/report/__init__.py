@@ -1,6 +1,6 @@
 """Report: Table 1 (:mod:`~wedgebench.report.table`) and figures
 (:mod:`~wedgebench.report.figures`) built from metric records."""
 
-from wedgebench.report.table import build_table1, runtime_from_benchmarks, to_markdown
+from wedgebench.report.table import build_table1, to_markdown
 
-__all__ = ["build_table1", "runtime_from_benchmarks", "to_markdown"]
+__all__ = ["build_table1", "to_markdown"]

@@ -14,7 +14,6 @@ A *record* describes one reconstruction::
 from __future__ import annotations
 
 import math
-import os
 from typing import Iterable
 
 import numpy as np
@@ -164,38 +163,3 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(_cell(x, floatfmt) for x in row) + " |")
     return "\n".join(lines) + "\n"
-
-
-def runtime_from_benchmarks(paths) -> float:
-    """Total run time in seconds from Snakemake benchmark TSV files.
-
-    Each file's column ``s`` (wall-clock seconds) is read; a file with several rows
-    (``benchmark: repeat(...)``) contributes the mean of its rows, i.e. one run; the
-    files (e.g. the stages of one reconstruction) are summed.
-
-    Parameters
-    ----------
-    paths : path-like or iterable of path-like
-
-    Raises
-    ------
-    InputError
-        A file is missing, unreadable, empty, or has no numeric ``s`` column.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    total = 0.0
-    for path in paths:
-        if not os.path.isfile(path):
-            raise InputError(f"{path}: benchmark file does not exist")
-        try:
-            df = pd.read_csv(path, sep="\t")
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable benchmark TSV ({exc})") from exc
-        if "s" not in df.columns or df.empty:
-            raise InputError(f"{path}: no 's' column or no rows")
-        s = pd.to_numeric(df["s"], errors="coerce")
-        if s.isna().any():
-            raise InputError(f"{path}: non-numeric values in column 's'")
-        total += float(s.mean())
-    return total
