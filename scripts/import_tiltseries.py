@@ -1,10 +1,12 @@
-"""Snakemake entry point: check a measured tilt stack against its .tlt and copy both."""
+"""Snakemake entry point: check a measured tilt stack against its .tlt, copy it (or half)."""
 from wedgebench import runlog
-from wedgebench.io import read_tiltseries, write_mrc, write_tlt
+from wedgebench.io import write_mrc, write_tlt
+from wedgebench.tiltseries import load_measured
 
 sm = snakemake  # noqa: F821
 log = runlog.start(sm.log[0], sm.threads)
-stack, angles, pixel = read_tiltseries(sm.input.mrc, sm.input.tlt)
-log.info("measured stack %s, %d angles, pixel %.3f Å", stack.shape, angles.size, pixel)
+stack, angles, pixel = load_measured(sm.input.mrc, sm.input.tlt, sm.params.shape,
+                                     subset=sm.params.subset)
+log.info("measured stack %s (%s tilts), pixel %.3f Å", stack.shape, sm.params.subset, pixel)
 write_tlt(sm.output.tlt, angles)
 write_mrc(sm.output.mrc, stack, pixel)

@@ -8,7 +8,9 @@ log = runlog.start(sm.log[0], sm.threads)
 rec, voxel = read_mrc(sm.input.rec)
 stack, angles, _ = read_tiltseries(sm.input.mrc, sm.input.tlt)
 gt = read_mrc(sm.input.gt)[0] if sm.input.gt else None
-result = evaluate(rec, stack, angles, voxel, gt=gt, runtime_files=list(sm.input.runtime),
+halves = [read_mrc(p)[0] for p in sm.input.halves] or None
+result = evaluate(rec, stack, angles, voxel, gt=gt, halves=halves,
+                  runtime_files=list(sm.input.runtime),
                   sphere_ratio=sm.params.sphere_ratio, **sm.params.opts)
 result.update(dataset=sm.wildcards.dataset, acquisition=sm.wildcards.acq,
               method=sm.wildcards.method)

@@ -7,9 +7,9 @@ in a few seconds.
 
 Bounds (measured values in brackets, for a 32×4×64 three-blob phantom, tilts
 −89…89° step 1°, PSNR after an affine least-squares fit of rec to gt):
-WBP ``ramp``/``imod`` ≥ 36 dB [39.9 / 39.7]; Fourier (no low-pass) ≥ 36 dB
-[41.3]; with the angles negated (a θ sign error) all give ≈ 15.5 dB; an
-unweighted back-projection gives ≈ 22 dB. The amplitude (slope of rec against
+WBP ``ramp``/``imod`` ≥ 36 dB [39.1 / 38.9]; Fourier (no low-pass) ≥ 36 dB
+[39.5]; with the angles negated (a θ sign error) all give ≈ 15.4 dB; an
+unweighted back-projection gives 20.4 dB. The amplitude (slope of rec against
 gt) must be within 10 % of 1 [0.97] for both, which a wrong π/N-type factor
 fails.
 """
@@ -113,11 +113,12 @@ def test_fourier_lowpass_matches_gaussian_of_given_resolution(full_data):
     lp_a = _fourier(stack, FULL, lowpass_angstrom=40.0)  # 40 Å at 10 Å/voxel
     np.testing.assert_allclose(lp, lp_a, atol=1e-6)
     sigma = 4 / (np.pi * np.sqrt(2))
-    ref = ndimage.gaussian_filter(gt, sigma, mode="nearest")
     inner = (slice(4, -4), slice(None), slice(4, -4))
-    assert _affine_psnr(lp[inner], ref[inner]) > 38.0
-    assert _affine_psnr(lp[inner], ref[inner]) > _affine_psnr(plain[inner], ref[inner]) + 5
-    assert _affine_psnr(lp[inner], ref[inner]) > _affine_psnr(lp[inner], gt[inner]) + 5
+    ref = ndimage.gaussian_filter(plain, sigma, mode="nearest")
+    assert _affine_psnr(lp[inner], ref[inner]) > 80.0  # measured 105 dB
+    for wrong in (0.85 * sigma, 1.15 * sigma):  # measured 48 dB
+        ref = ndimage.gaussian_filter(plain, wrong, mode="nearest")
+        assert _affine_psnr(lp[inner], ref[inner]) < 55.0
 
 
 def _fwhm(profile):
@@ -191,7 +192,7 @@ def test_ramp_filter_is_abs_frequency():
     n = 512
     f = np.arange(n // 2 + 1) / n
     h = wbp.radial_filter(n, "ramp")
-    np.testing.assert_allclose(h[1:], f[1:], atol=2.0 / n ** 2 * 10)
+    np.testing.assert_allclose(h[1:], f[1:], atol=0.25 / n)  # measured max 0.2/n
     assert 0 < h[0] < 1.0 / n
 
 
@@ -199,7 +200,7 @@ def test_fake_sirt_filter():
     n = 256
     ramp = wbp.radial_filter(n, "imod")
     s10 = wbp.radial_filter(n, "imod", fake_sirt_iterations=10)
-    s200 = wbp.radial_filter(n, "imod", fake_sirt_iterations=200)
+    s_many = wbp.radial_filter(n, "imod", fake_sirt_iterations=5000)
     k = 3
     f = k / n
     # IMOD: H = ramp * (1 - (1 - alpha/f)^(N + 0.3)), alpha = 0.00195
@@ -207,7 +208,7 @@ def test_fake_sirt_filter():
     assert np.all(s10[1:] <= ramp[1:] + 1e-12)
     # few iterations: low frequencies are flattened; many: back to the ramp
     assert s10[1] / s10[20] > ramp[1] / ramp[20] * 1.5
-    np.testing.assert_allclose(s200[40:], ramp[40:], rtol=1e-3)
+    np.testing.assert_allclose(s_many[40:], ramp[40:], rtol=1e-3)
     assert s10[0] == ramp[0]
 
 

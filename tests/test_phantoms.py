@@ -42,7 +42,7 @@ def radial_profile(vol, centre, step=0.25, rmax=None):
 
 
 def moments(vol, voxel):
-    """Centre of mass and covariance (x, y, z order, Å) of a [z, y, x] map about the box centre."""
+    """Centre of mass and covariance (x, y, z order, Å) of a [z, y, x] map, box-centred."""
     g = np.stack(np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * voxel for n in vol.shape],
                              indexing="ij"), -1).reshape(-1, 3)[:, ::-1]
     w = vol.ravel() / vol.sum()
@@ -66,14 +66,19 @@ def test_gaussian_lowpass_matches_scipy():
     assert np.array_equal(gaussian_lowpass(vol, 0), vol)
 
 
-def test_lowpass_resolution_gain_is_half_at_cutoff():
-    # a plane wave at frequency 1/resolution keeps half its amplitude
+@pytest.mark.parametrize("kind,gain", [("gaussian", 0.5), ("butterworth", 2 ** -0.5)])
+def test_lowpass_resolution_gain_at_cutoff(kind, gain):
+    # a plane wave at frequency 1/resolution keeps `gain` of its amplitude
     n, voxel, res = 64, 2.0, 16.0
     x = np.arange(n) * voxel
     wave = np.broadcast_to(np.cos(2 * np.pi * x / res), (n, n, n)).astype(np.float32)
-    out = lowpass_resolution(wave, res, voxel)
+    out = lowpass_resolution(wave, res, voxel, kind)
     c = out[n // 2, n // 2, n // 4: 3 * n // 4]
-    assert np.ptp(c) / 2 == pytest.approx(0.5, abs=0.03)
+    assert np.ptp(c) / 2 == pytest.approx(gain, abs=0.03)
+    # a wave at twice the frequency is damped much more
+    fast = np.broadcast_to(np.cos(4 * np.pi * x / res), (n, n, n)).astype(np.float32)
+    c = lowpass_resolution(fast, res, voxel, kind)[n // 2, n // 2, n // 4: 3 * n // 4]
+    assert np.ptp(c) / 2 < 0.1
 
 
 def test_render_gaussians_conserves_mass_and_centre():
@@ -186,6 +191,9 @@ def test_shapes_counts_kinds_components_and_volumes():
         assert np.linalg.norm(pts - s["centre"], axis=1).max() <= s["radius"] + 1e-9
         rot = s["rotation"]
         assert np.allclose(rot @ rot.T, np.eye(3)) and np.linalg.det(rot) == pytest.approx(1)
+        if s["kind"] == "disc":  # the disc's normal is the local third axis, rotated
+            _, evecs = np.linalg.eigh(np.cov((pts - pts.mean(0)).T))
+            assert abs(evecs[:, 0] @ rot[:, 2]) > 0.95
     vol, _ = make_phantom("shapes", dict(shape=list(shape), count=16, size=[12, 22],
                                          lowpass=0), 7)
     assert np.array_equal(vol, binary)
@@ -210,9 +218,12 @@ def test_icosahedral_lattice():
     assert rots.shape == (60, 3, 3)
     caps, pent = p22.capsomer_lattice(v, f, rots)
     assert caps.shape == (72, 3) and pent.sum() == 12  # T = 7: 12 pentamers, 60 hexamers
-    for g in rots:
-        moved = caps @ g.T
-        assert np.abs(moved[:, None] - caps[None]).max(-1).min(1).max() < 1e-9
+    lobes = p22.capsomer_lobes(caps, pent, 0.05)
+    assert lobes.shape == (12 * 5 + 60 * 6, 3)
+    for pts in (caps, lobes):  # both point sets are invariant under every rotation
+        for g in rots:
+            moved = pts @ g.T
+            assert np.abs(moved[:, None] - pts[None]).max(-1).min(1).max() < 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -245,9 +256,30 @@ def test_p22_capsid_is_faceted(p22_parts):
     assert ratio == pytest.approx(1 / 0.7947, abs=0.08)
 
 
+def test_p22_dna_layers(p22_parts):
+    # fine grid: layers parallel to a facet, dna_spacing apart, along the face normal
+    vs, spacing = 4.0, 25.0
+    parts = p22.build_components((80, 80, 80), vs, 300.0, 20.0, spacing, 0.0)
+    v, f = p22.icosahedron()
+    normal = v[f[0]].sum(0) / np.linalg.norm(v[f[0]].sum(0))
+    r = np.arange(30.0, 100.0, 0.5)  # DNA boundary at 0.7947·150 − 20 − 10 ≈ 89 Å
+    pts = parts["centre"][:, None] + r[None] * normal[::-1, None] / vs
+    prof = ndimage.map_coordinates(parts["dna"], pts, order=1)
+    peaks = r[1:-1][(prof[1:-1] > prof[:-2]) & (prof[1:-1] >= prof[2:]) & (prof[1:-1] > 0.6)]
+    r_dna = 0.7947 * 150 - 20 - 10
+    assert len(peaks) >= 2
+    assert peaks[-1] == pytest.approx(r_dna - spacing / 2, abs=1.5)
+    assert np.diff(peaks).mean() == pytest.approx(spacing, abs=1.0)
+    # coarse grid (16 Å voxels, 25 Å layers): not resolvable, so uniform density
+    dna, cap = p22_parts["dna"], p22_parts["capsid"]
+    inner = ndimage.binary_erosion(dna > 0.49, iterations=2)
+    assert inner.sum() > 100 and np.ptp(dna[inner]) < 1e-6 and cap[inner].max() < 1e-3
+
+
 def test_p22_phantom_nonnegative_with_one_sided_tail():
     shape, vs = (64, 64, 64), 16.0
-    vol, out_vs = make_phantom("p22", dict(shape=list(shape), voxel_size=vs), 0)
+    vol, out_vs = make_phantom("p22", dict(shape=list(shape), voxel_size=vs,
+                                           tail_length=200.0), 0)
     assert out_vs == vs and vol.dtype == np.float32
     assert vol.min() >= 0 and vol.max() == pytest.approx(1.0)
     zc = (shape[0] - 1) / 2 - 200.0 / (2 * vs)  # capsid centre, voxels
@@ -255,6 +287,8 @@ def test_p22_phantom_nonnegative_with_one_sided_tail():
     bottom = vol[:int(np.floor(zc - 300 / vs - 1.5))].sum()
     assert top > 0.01 * vol.sum()
     assert bottom < 0.02 * top
+    with pytest.warns(UserWarning, match="clipped"):
+        make_phantom("p22", dict(shape=[16, 16, 16], voxel_size=30.0, resolution=0), 0)
     # the whole particle minus the tail side keeps the 5-fold symmetry
     lower = vol[:int(zc)]
     assert corr(lower, ndimage.rotate(lower, 72, axes=(1, 2), reshape=False, order=1)) > 0.95
@@ -418,3 +452,5 @@ def test_make_phantom_rejects_bad_input():
         make_phantom("spheres", dict(shape=[8, 32]), 0)
     with pytest.raises(InputError, match="p22.resolution"):
         make_phantom("p22", dict(shape=[8, 8, 8], resolution="high"), 0)
+    with pytest.raises(InputError, match="p22.filter"):
+        make_phantom("p22", dict(shape=[8, 8, 8], filter="box"), 0)

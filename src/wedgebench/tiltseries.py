@@ -121,3 +121,34 @@ def simulate_tiltseries(vol: np.ndarray, angles_deg, *, oversampling: int = 3,
     noise = dict(noise or {})
     proj = add_noise(proj, kind=noise.pop("kind", "none"), seed=seed, **noise)
     return normalise(proj) if normalise_to_unit else proj
+
+
+def load_measured(stack_path, tlt_path, shape, subset: str = "all"):
+    """A user's measured tilt series, checked, optionally split into even/odd tilts.
+
+    Parameters
+    ----------
+    stack_path, tlt_path : path-like
+        MRC stack ``[tilt, y, x]`` and its IMOD ``.tlt``.
+    shape : [nz, ny, nx]
+        The configured reconstruction size; ny and nx must match the stack.
+    subset : {"all", "even", "odd"}
+        All tilts, or every other tilt in order of angle (for an even/odd FSC).
+
+    Returns
+    -------
+    stack (float32), angles (degrees), pixel size (Å)
+    """
+    from .io import InputError, read_tiltseries
+
+    stack, angles, pixel = read_tiltseries(stack_path, tlt_path)
+    if tuple(stack.shape[1:]) != tuple(shape[1:]):
+        raise InputError(f"{stack_path}: stack (y, x) = {stack.shape[1:]} does not match the "
+                         f"configured shape (ny, nx) = {tuple(shape[1:])}")
+    if subset != "all":
+        order = np.argsort(angles, kind="stable")
+        keep = np.sort(order[{"even": 0, "odd": 1}[subset]::2])
+        if keep.size < 2:
+            raise InputError(f"{tlt_path}: too few tilts to split into even/odd halves")
+        stack, angles = stack[keep], angles[keep]
+    return stack, angles, pixel

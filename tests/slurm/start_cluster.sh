@@ -69,6 +69,7 @@ sed -e "s|@STATE@|$state|g" \
     -e "s|@MEM_MB@|$mem_mb|g" \
     -e "s|@PARTITION@|$partition|g" \
     "$here/slurm.conf.in" > "$state/slurm.conf"
+printf 'NodeName=%s Name=gpu File=/dev/null\n' "$node" > "$state/gres.conf"
 export SLURM_CONF="$state/slurm.conf"
 cat > "$state/env.sh" <<EOF
 export SLURM_CONF="$SLURM_CONF"

@@ -23,7 +23,7 @@ BENCH = RESULTS + "/benchmarks/{dataset}/{acq}"
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    acq=r"tilt[^/]+|measured",
+    acq=r"tilt[^/]+|measured(-even|-odd)?",
     method=r"imod_wbp|eman2_fourier|cn|isonet",
 
 

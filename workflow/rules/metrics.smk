@@ -16,6 +16,9 @@ rule metrics:
         mrc=TS,
         tlt=TLT,
         runtime=runtime_inputs,
+        halves=lambda w: ([] if has_ground_truth(w.dataset) else
+                          expand(RECON, dataset=w.dataset, acq=["measured-even", "measured-odd"],
+                                 method=w.method)),
     output:
         METRICS,
     params:

@@ -28,10 +28,16 @@ rule import_tiltseries:
         mrc=lambda w: config["datasets"][w.dataset]["params"]["stack"],
         tlt=lambda w: config["datasets"][w.dataset]["params"]["tlt"],
     output:
-        mrc=RESULTS + "/{dataset}/measured/tiltseries.mrc",
-        tlt=RESULTS + "/{dataset}/measured/tiltseries.tlt",
+        mrc=RESULTS + "/{dataset}/{half}/tiltseries.mrc",
+        tlt=RESULTS + "/{dataset}/{half}/tiltseries.tlt",
+    params:
+        subset=lambda w: {"measured": "all", "measured-even": "even",
+                          "measured-odd": "odd"}[w.half],
+        shape=lambda w: config["datasets"][w.dataset]["shape"],
+    wildcard_constraints:
+        half=r"measured(-even|-odd)?",
     log:
-        RESULTS + "/logs/{dataset}/measured/import_tiltseries.log",
+        RESULTS + "/logs/{dataset}/{half}/import_tiltseries.log",
     threads: 1
     resources:
         mem_mb=4000,

@@ -8,6 +8,7 @@ import numpy as np
 
 from wedgebench.io import read_benchmark_seconds, read_json
 from wedgebench.metrics import compute_metrics, reprojection_error
+from wedgebench.metrics.fsc import fsc, fsc_auc, fsc_resolution
 
 
 def read_runtime(paths) -> dict:
@@ -40,10 +41,14 @@ def read_runtime(paths) -> dict:
     return {"runtime_s": runtime, "wall_s": wall}
 
 
-def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, runtime_files=(),
-             sphere_ratio: bool = False, convention: str = "fair") -> dict:
+def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, halves=None,
+             runtime_files=(), sphere_ratio: bool = False, convention: str = "fair") -> dict:
     """Metrics of one reconstruction: ground-truth metrics when ``gt`` is given, always
     the reprojection error against the tilt series, and the runtime.
+
+    ``halves`` = (reconstruction from the even tilts, from the odd tilts) of the same
+    method adds the even/odd-tilt FSC (``even_odd_fsc``, its area and its 0.143
+    resolution in Å): the measure of real data, which has no ground truth.
 
     Returns
     -------
@@ -57,5 +62,12 @@ def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, runtime_files=(
     out.update(tilt_min=float(angles[0]), tilt_max=float(angles[-1]), n_tilts=int(angles.size),
                tilt_step=float(np.median(np.diff(angles))) if angles.size > 1 else 0.0)
     out["reprojection_error"] = float(reprojection_error(rec, stack, angles_deg))
+    if halves is not None:
+        curve = fsc(halves[0], halves[1], voxel_size)
+        out["even_odd_fsc"] = {"frequency": curve["frequency"].tolist(),
+                               "fsc": curve["fsc"].tolist()}
+        out["even_odd_fsc_auc"] = float(fsc_auc(curve))
+        res = fsc_resolution(curve, 0.143)
+        out["even_odd_fsc_res_A"] = None if res is None else float(res)
     out.update(read_runtime(runtime_files))
     return out

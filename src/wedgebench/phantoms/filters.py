@@ -181,12 +181,7 @@ def lowpass_resolution(vol: np.ndarray, resolution: float, voxel_size: float,
     raise InputError(f"filter: expected 'gaussian' or 'butterworth', got {kind!r}")
 
 
-# --------------------------------------------------------------------------- binarising
-
-
-def binarise(vol: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """1 where ``vol >= threshold``, else 0 (float32)."""
-    return (np.asarray(vol) >= threshold).astype(np.float32)
+# --------------------------------------------------------------------------- partial volume
 
 
 def soft_inside(signed_distance: np.ndarray, width: float = 1.0) -> np.ndarray:

@@ -20,10 +20,16 @@ along z: the capsid centre sits ``tail_length / 2`` below the box centre.
   capsomer spacing ``edge / √7``) centred on the outer surface (so they
   protrude from it), oriented towards the nearest pentamer, so the texture
   keeps the full icosahedral symmetry. Defaults: ``capsid_diameter`` 600 Å
-  (vertex to vertex), ``shell_thickness`` 25 Å.
+  (vertex to vertex), ``shell_thickness`` 25 Å, ``tail_length`` 150 Å (the whole
+  particle, 750 Å long, fits a 64-voxel box at 12 Å/voxel).
 * **DNA**: concentric layers inside the capsid following its facets, spaced
-  ``dna_spacing`` Å, starting 10 Å inside the capsid's inner surface, layer
-  contrast fading to uniform density (0.5) halfway to the centre.
+  ``dna_spacing`` Å; the DNA region starts 10 Å inside the capsid's inner
+  surface and the outermost layer is centred half a spacing further in; layer
+  contrast fades to uniform density (0.5) at 60 % of the way to the centre.
+  Layers the grid cannot carry are faded out: full contrast at >= 3 voxels per
+  layer, uniform density at <= 2 (so that sampling does not alias them).
+  ``tail_length`` is approximate for tails shorter than about 100 Å (the hub's
+  rounded end reaches 0.4·``tail_length`` + 50 Å).
 * **Tail** at the +z vertex: a portal plug inside the vertex, a hub (radius
   50 Å, 0.4·``tail_length`` long), a needle (radius 15 Å) reaching
   ``tail_length`` beyond the vertex, and six tailspikes (radius 18 Å,
@@ -31,9 +37,9 @@ along z: the capsid centre sits ``tail_length / 2`` below the box centre.
   +x direction), tilted 50° away from the axis and pointing away from the capsid.
 
 Densities: capsid and tail 1, DNA 0–1 (mean about 0.5), combined by voxel-wise
-maximum, with one-voxel partial-volume edges. The result is Gaussian low-pass
-filtered to ``resolution`` Å (gain 0.5 at 1/``resolution``), clipped at 0 and,
-by default, scaled to maximum 1.
+maximum, with one-voxel partial-volume edges. The result is low-pass filtered
+to ``resolution`` Å (default Gaussian, gain 0.5 at 1/``resolution``; or order-8
+Butterworth, gain 1/√2 there), clipped at 0 and, by default, scaled to maximum 1.
 
 Real map (``source``)
 ---------------------
@@ -64,7 +70,7 @@ PHI = (1.0 + math.sqrt(5.0)) / 2.0
 T_H, T_K = 2, 1  # P22: T = h² + hk + k² = 7
 
 DEFAULTS = dict(capsid_diameter=600.0, shell_thickness=25.0, dna_spacing=25.0,
-                tail_length=200.0)
+                tail_length=150.0)
 
 
 def rotation_about(axis, angle: float) -> np.ndarray:
@@ -217,7 +223,8 @@ def build_components(shape, voxel_size: float, capsid_diameter: float,
         np.maximum(norm, nx_ * x + ny_ * y + nz_ * z, out=norm)
 
     shell = soft_inside(norm - r_in, vs) * soft_inside(r_in - shell_thickness - norm, vs)
-    spacing = r_c * float(np.linalg.norm(verts[faces[0, 1]] - verts[faces[0, 0]])) / math.sqrt(7)
+    edge = r_c * float(np.linalg.norm(verts[faces[0, 1]] - verts[faces[0, 0]]))
+    spacing = edge / math.sqrt(T_H ** 2 + T_H * T_K + T_K ** 2)
     caps, pent = capsomer_lattice(verts, faces, rots)
     lobes = capsomer_lobes(caps * r_c, pent, 0.3 * spacing)
     sigma = 0.1 * spacing / vs
@@ -227,9 +234,13 @@ def build_components(shape, voxel_size: float, capsid_diameter: float,
 
     r_dna = r_in - shell_thickness - 10.0
     depth = r_dna - norm
-    contrast = np.clip(1.0 - depth / (0.5 * r_dna), 0.0, 1.0)
-    dna = soft_inside(-depth, vs) * 0.5 * (1.0 + contrast * np.cos(2 * math.pi * depth
-                                                                   / dna_spacing))
+    # layers fade towards the centre, and vanish (uniform DNA) when the grid cannot
+    # resolve them: full contrast at >= 3 voxels per layer, none at <= 2 (no aliasing)
+    contrast = (np.clip(1.0 - depth / (0.6 * r_dna), 0.0, 1.0)
+                * np.clip(dna_spacing / vs - 2.0, 0.0, 1.0))
+    # layer centres at depths (k + 1/2)·spacing: density 0 on the boundary itself
+    layers = 0.5 * (1.0 - contrast * np.cos(2 * math.pi * depth / dna_spacing))
+    dna = soft_inside(-depth, vs) * layers
 
     tail = np.zeros(shape, np.float32)
     if tail_length > 0:
@@ -271,8 +282,8 @@ def resample_map(data: np.ndarray, source_voxel: float, shape, voxel_size: float
 
 def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=None,
              shell_thickness=None, dna_spacing=None, tail_length=None,
-             resolution: float = 30.0, source=None, source_voxel_size=None,
-             normalise: bool = True):
+             resolution: float = 30.0, filter: str = "gaussian", source=None,
+             source_voxel_size=None, normalise: bool = True):
     """P22 phage phantom (see module docstring).
 
     Parameters
@@ -289,9 +300,12 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
     dna_spacing : float, optional
         Spacing of the DNA layers, Å (default 25).
     tail_length : float, optional
-        Tail extent beyond the vertex, Å (default 200; 0: no tail).
+        Tail extent beyond the vertex, Å (default 150; 0: no tail).
     resolution : float
-        Gaussian low-pass, Å (gain 0.5 at 1/resolution); 0 disables.
+        Low-pass filter resolution, Å; 0 disables.
+    filter : {"gaussian", "butterworth"}
+        ``gaussian``: gain 0.5 at 1/``resolution``, no ringing; ``butterworth``
+        (order 8): gain 1/√2 at 1/``resolution``, sharper, rings (clipped at 0).
     source : str, optional
         Path of a real map (MRC/CCP4, optionally .gz) used instead of the model;
         the four geometry parameters must then be left out.
@@ -308,6 +322,8 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
     shape = check_shape(shape, "p22.shape")
     vs = check_number(voxel_size, "p22.voxel_size", minimum=0, exclusive_min=True)
     resolution = check_number(resolution, "p22.resolution", minimum=0)
+    if filter not in ("gaussian", "butterworth"):
+        raise InputError(f"p22.filter: expected 'gaussian' or 'butterworth', got {filter!r}")
     normalise = check_bool(normalise, "p22.normalise")
     geometry = dict(capsid_diameter=capsid_diameter, shell_thickness=shell_thickness,
                     dna_spacing=dna_spacing, tail_length=tail_length)
@@ -333,13 +349,14 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
                                         minimum=0, exclusive_min=True)
         g["tail_length"] = check_number(g["tail_length"], "p22.tail_length", minimum=0)
         half_z = g["capsid_diameter"] / 2 + g["tail_length"] / 2
-        if half_z > (shape[0] - 1) / 2 * vs or g["capsid_diameter"] / 2 > (min(shape[1:]) - 1) / 2 * vs:
+        half_xy = g["capsid_diameter"] / 2
+        if half_z > (shape[0] - 1) / 2 * vs or half_xy > (min(shape[1:]) - 1) / 2 * vs:
             warnings.warn(f"p22: particle ({g['capsid_diameter']:g} Å capsid + "
                           f"{g['tail_length']:g} Å tail) is clipped by box {shape} at "
                           f"{vs:g} Å/voxel", stacklevel=2)
         parts = build_components(shape, vs, **g)
         vol = np.maximum(np.maximum(parts["capsid"], parts["dna"]), parts["tail"])
-    vol = np.clip(lowpass_resolution(vol, resolution, vs), 0.0, None)
+    vol = np.clip(lowpass_resolution(vol, resolution, vs, filter), 0.0, None)
     if normalise and vol.max() > 0:
         vol /= vol.max()
     return vol.astype(np.float32), vs

@@ -131,7 +131,8 @@ def orthoslices(volumes: dict, out_png, title: str = "", normalise: bool = True,
     _save(fig, out_png)
 
 
-def fsc_figure(curves: dict, out_png, title: str = "", threshold: float = 0.5) -> None:
+def fsc_figure(curves: dict, out_png, title: str = "", threshold: float = 0.5,
+               panels=None, ylabel: str = "FSC with ground truth") -> None:
     """Full, present-region and missing-region FSC of several methods (3 panels).
 
     Parameters
@@ -144,12 +145,18 @@ def fsc_figure(curves: dict, out_png, title: str = "", threshold: float = 0.5) -
     title : str
     threshold : float
         Drawn as a dashed horizontal line (0.5 against a ground truth).
+    panels : list of (key, panel title), optional
+        Which curves to draw (default: full, present, missing).
+    ylabel : str
     """
+    panels = list(FSC_PANELS if panels is None else panels)
     if not curves:
         raise InputError("no FSC curves to plot")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True, constrained_layout=True)
-    for ax, (region, label) in zip(axes, FSC_PANELS):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 4.2), sharey=True,
+                             squeeze=False, constrained_layout=True)
+    axes = axes[0]
+    for ax, (region, label) in zip(axes, panels):
         for method, c in curves.items():
             if region not in c:
                 continue
@@ -163,7 +170,7 @@ def fsc_figure(curves: dict, out_png, title: str = "", threshold: float = 0.5) -
         ax.set_xlabel("spatial frequency (1/Å)")
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("FSC with ground truth")
+    axes[0].set_ylabel(ylabel)
     axes[0].set_ylim(-0.2, 1.05)
     axes[0].legend(loc="lower left", fontsize=8)
     if title:

@@ -38,18 +38,20 @@ PAPER_TABLE1 = {
 }
 
 #: Our method names (lower case) -> the paper's column names.
-PAPER_METHODS = {"fourier": "EMAN2", "eman2": "EMAN2", "wbp": "IMOD", "imod": "IMOD",
+PAPER_METHODS = {"eman2_fourier": "EMAN2", "fourier": "EMAN2", "eman2": "EMAN2",
+                 "imod_wbp": "IMOD", "wbp": "IMOD", "imod": "IMOD",
                  "isonet": "IsoNet", "cn": "CN"}
 
 #: The acquisition of the paper's Table 1.
 PAPER_ACQUISITION = "tilt-60_60_step2"
 
 #: Row order of methods in the table (the paper's, then anything else alphabetically).
-METHOD_ORDER = ("fourier", "eman2", "wbp", "imod", "isonet", "cn")
+METHOD_ORDER = ("eman2_fourier", "fourier", "eman2", "imod_wbp", "wbp", "imod", "isonet", "cn")
 
 COLUMNS = ["dataset", "acquisition", "method", "PSNR", "SSIM", "VIF", "runtime_min",
            "wall_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
-           "fsc_full_res_A", "sphere_zx_ratio", "paper_PSNR", "paper_SSIM", "paper_VIF",
+           "fsc_full_res_A", "sphere_zx_ratio", "reprojection_error",
+           "even_odd_fsc_res_A", "paper_PSNR", "paper_SSIM", "paper_VIF",
            "paper_runtime_min"]
 
 
@@ -97,6 +99,8 @@ def _row(rec: dict) -> dict:
         "fsc_missing_auc": _num(m.get("fsc_missing_auc")),
         "fsc_full_res_A": _num(m.get("fsc_full_res_A")),
         "sphere_zx_ratio": _num(m.get("sphere_zx_ratio")),
+        "reprojection_error": _num(m.get("reprojection_error")),
+        "even_odd_fsc_res_A": _num(m.get("even_odd_fsc_res_A")),
         "paper_PSNR": paper[0], "paper_SSIM": paper[1], "paper_VIF": paper[2],
         "paper_runtime_min": paper[3],
     }

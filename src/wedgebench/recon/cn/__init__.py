@@ -1,0 +1,15 @@
+"""Coordinate-network (CN) reconstruction, fitted per y-slab (see ``docs``/README).
+
+- :mod:`.model`: the SIREN coordinate network (optional Fourier features).
+- :mod:`.fit`: fitting a network to the tilt-series rows of a slab; anchor and
+  chunk drivers; :func:`~.fit.reconstruct` runs everything in one process.
+- :mod:`.slabs`: the slab plan, stitching with linear blending, slab/loss files.
+"""
+
+from .fit import fit_anchor, fit_chunk, fit_slab, plan_for, reconstruct
+from .model import CoordinateNetwork, build_network, load_weights, n_parameters, save_weights
+from .slabs import make_plan, merge, postprocess
+
+__all__ = ["CoordinateNetwork", "build_network", "fit_anchor", "fit_chunk", "fit_slab",
+           "load_weights", "make_plan", "merge", "n_parameters", "plan_for", "postprocess",
+           "reconstruct", "save_weights"]

@@ -244,8 +244,7 @@ def plan_for(stack_shape, cfg: dict) -> SlabPlan:
     """The :class:`SlabPlan` of a tilt series of shape ``[tilt, ny, n_det]`` under ``cfg``."""
     n_tilts, ny, n_det = stack_shape
     j = slab_size(cfg, ny, n_tilts, n_det, n_parameters(build_network(cfg)))
-    overlap = min(int(cfg.get("overlap", 0)), j - 1)
-    return make_plan(ny, j, overlap, int(cfg.get("chunks", 1)))
+    return make_plan(ny, j, int(cfg.get("overlap", 0)), int(cfg.get("chunks", 1)))
 
 
 def fit_anchor(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, seed: int,

@@ -54,7 +54,10 @@ class SineLayer(nn.Module):
             self.linear.bias.uniform_(-b, b, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(self.omega0 * self.linear(x))
+        # ω0·(W x + b) computed as (ω0 W) x + ω0 b: same values and gradients, but the
+        # scaling touches the weights instead of every activation.
+        w, b = self.linear.weight, self.linear.bias
+        return torch.sin(nn.functional.linear(x, w * self.omega0, b * self.omega0))
 
 
 class CoordinateNetwork(nn.Module):
@@ -144,3 +147,24 @@ def slab_coordinates(nz: int, j: int, nx: int, device="cpu") -> torch.Tensor:
                   for n in (nz, j, nx))
     z, y, x = torch.meshgrid(zs, ys, xs, indexing="ij")
     return torch.stack([x, y, z], dim=-1).to(device)
+
+
+def save_weights(path, state: dict) -> None:
+    """Write a state dict atomically with ``torch.save``."""
+    from ...io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
+
+
+def load_weights(path) -> dict:
+    """Read a state dict written by :func:`save_weights` (``weights_only=True``)."""
+    from ...io import InputError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for unreadable files
+        raise InputError(f"{path}: not a readable CN weights file ({exc})") from exc
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise InputError(f"{path}: not a CN state dict")
+    return state

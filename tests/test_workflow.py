@@ -1,0 +1,95 @@
+"""Real Snakemake runs of the tiny config: files, table, figures, report, reruns."""
+import json
+import re
+import shutil
+import subprocess
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_utils import run_snakemake, tiny_config
+
+METHODS = ["imod_wbp", "eman2_fourier", "cn", "isonet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    cfg = tiny_config()
+    run_snakemake(workdir, cfg)
+    return workdir, cfg
+
+
+def test_every_output_file_is_written(tiny_run):
+    workdir, cfg = tiny_run
+    res = workdir / "results"
+    for ds, dcfg in cfg["datasets"].items():
+        gt = res / ds / "ground_truth.mrc"
+        with mrcfile.open(gt) as m:
+            assert m.data.shape == tuple(dcfg["shape"])
+            assert m.voxel_size.x == pytest.approx(dcfg["voxel_size"])
+        acq = res / ds / "tilt-60_60_step6"
+        angles = np.loadtxt(acq / "tiltseries.tlt")
+        assert angles.size == 21 and angles[0] == -60 and angles[-1] == 60
+        with mrcfile.open(acq / "tiltseries.mrc") as m:
+            assert m.data.shape == (21, dcfg["shape"][1], dcfg["shape"][2])
+            assert m.data.min() == 0 and m.data.max() == pytest.approx(1)
+        for method in METHODS:
+            with mrcfile.open(acq / "recon" / f"{method}.mrc") as m:
+                assert m.data.shape == tuple(dcfg["shape"])
+                assert np.isfinite(m.data).all()
+            rec = json.loads((acq / "metrics" / f"{method}.json").read_text())
+            assert rec["method"] == method and np.isfinite(rec["psnr"])
+            assert rec["runtime_s"] > 0
+            assert (res / "benchmarks" / ds / "tilt-60_60_step6").is_dir()
+        for fig in ("orthoslices.png", "fsc.png"):
+            png = res / "report" / "figures" / ds / "tilt-60_60_step6" / fig
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    for log in (res / "logs").rglob("*.log"):
+        assert log.stat().st_size > 0, log
+
+
+def test_table1_has_every_dataset_and_method(tiny_run):
+    workdir, cfg = tiny_run
+    table = pd.read_csv(workdir / "results" / "report" / "table1.csv")
+    pairs = set(zip(table["dataset"], table["method"]))
+    assert pairs == {(d, m) for d in cfg["datasets"] for m in METHODS}
+    assert {"PSNR", "SSIM", "VIF", "runtime_min", "fsc_missing_auc", "paper_PSNR"} <= set(table)
+    assert (workdir / "results" / "report" / "table1.md").read_text().count("\n") >= 2 + len(table)
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    workdir, cfg = tiny_run
+    proc = run_snakemake(workdir, cfg, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changing_one_dataset_reruns_only_that_dataset(tiny_run):
+    workdir, cfg = tiny_run
+    cfg = json.loads(json.dumps(cfg))
+    cfg["datasets"]["spheres"]["params"]["count"] += 1
+    proc = run_snakemake(workdir, cfg, "-n")
+    out = proc.stdout + proc.stderr
+    datasets = set(re.findall(r"dataset=([A-Za-z0-9_.-]+)", out))
+    assert datasets == {"spheres"}
+    assert "rule phantom" in out and "rule table1" in out
+
+
+def test_report_builds_and_renders_the_table(tiny_run):
+    workdir, cfg = tiny_run
+    run_snakemake(workdir, cfg, "--report", "report.html")
+    html = workdir / "report.html"
+    assert html.stat().st_size > 100_000
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it as root)")
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={workdir / 'chromium-profile'}",
+         "--virtual-time-budget=15000", "--dump-dom", html.as_uri()],
+        capture_output=True, text=True, timeout=180)
+    dom = proc.stdout
+    assert "table1.csv" in dom
