@@ -14,6 +14,12 @@ BAD = [
     ({"datasets": {"../x": {"kind": "spheres", "shape": [8, 8, 8]}}}, "datasets"),
     ({"datasets": {"x": {"kind": "spheres", "shape": [8, 0, 8]}}}, "datasets.x.shape.1"),
     ({"methods": ["imod_wbp", "sirt"]}, "methods.1"),
+    ({"datasets": {"x": {"kind": "spheres", "shape": [8, 8, 8], "params": {"count": -1}}}},
+     "datasets.x.params.count"),
+    ({"datasets": {"x": {"kind": "shapes", "shape": [8, 8, 8],
+                         "params": {"kinds": ["torus"]}}}}, "datasets.x.params.kinds.0"),
+    ({"datasets": {"x": {"kind": "tiltseries", "shape": [8, 8, 8], "params": {}}}},
+     "datasets.x.params"),
     ({"run_datasets": ["nope"]}, "run_datasets"),
 ]
 

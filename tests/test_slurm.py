@@ -31,6 +31,7 @@ SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "sc
 # Methods whose output depends only on the input data (no training): their metrics must be
 # identical whether the job ran under SLURM or locally.
 DETERMINISTIC = ("imod_wbp", "eman2_fourier")
+DATASET = "spheres"
 RUNTIME_KEYS = ("runtime_s", "wall_s")
 RUN_TIMEOUT_S = 900
 
@@ -110,8 +111,9 @@ def _test_profile(dst: Path, partition: str, cpus: int, mem_mb: int) -> Path:
     """profiles/slurm/config.yaml with only what this one-node test cluster needs changed.
 
     No accounting database (the plugin checks any ``slurm_account`` with sacctmgr), the test
-    partition, no GPUs (``gpu: 0``), threads and memory capped to the node, squeue for status
-    (no sacct), fast first status check, successful jobs' SLURM logs kept for the checks.
+    partition, threads and memory capped to the node, squeue for status (no sacct), a fast
+    first status check, successful jobs' SLURM logs kept for the checks. The GPU requests stay
+    as they are: the node has one (/dev/null-backed) GPU GRES.
     """
     prof = yaml.safe_load(PROFILE.read_text())
     assert prof["executor"] == "slurm"
@@ -121,8 +123,7 @@ def _test_profile(dst: Path, partition: str, cpus: int, mem_mb: int) -> Path:
     defaults["slurm_partition"] = partition
     prof["default-resources"] = defaults
     for res in prof["set-resources"].values():
-        assert res.get("gpu") == 1
-        res["gpu"] = 0
+        assert res["gpu"] == 1
         res["mem_mb"] = min(int(res["mem_mb"]), mem_mb // 2)
     prof["set-threads"] = {r: min(int(t), cpus) for r, t in prof["set-threads"].items()}
     prof.update({
@@ -138,10 +139,11 @@ def _test_profile(dst: Path, partition: str, cpus: int, mem_mb: int) -> Path:
     return dst
 
 
-def _snakemake(workdir: Path, extra, env, log: Path):
-    """Build the tiny config in ``workdir`` (as tests/workflow_utils.py does); None on timeout."""
+def _snakemake(workdir: Path, config: dict, extra, env, log: Path):
+    """Run the workflow in ``workdir`` on ``config`` (laid out as tests/workflow_utils.py does);
+    the exit status, or None on timeout."""
     workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(TINY, workdir / "config.yaml")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *extra]
     with open(log, "w") as fh:
@@ -164,7 +166,7 @@ def _flat(d, prefix=""):
     return out
 
 
-def _same_metrics(a: dict, b: dict):
+def _metric_differences(a: dict, b: dict):
     """Differences between two metrics records, ignoring runtimes (wall clock)."""
     fa = {k: v for k, v in _flat(a).items() if k.split(".")[-1] not in RUNTIME_KEYS}
     fb = {k: v for k, v in _flat(b).items() if k.split(".")[-1] not in RUNTIME_KEYS}
@@ -181,6 +183,19 @@ def _same_metrics(a: dict, b: dict):
     return diffs
 
 
+def test_profile_names_real_rules():
+    """Every rule the profile tunes exists in the workflow (a renamed rule would silently
+    lose its GPU request)."""
+    prof = yaml.safe_load(PROFILE.read_text())
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+                           "--configfile", str(TINY), "--list-rules"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rules = set(proc.stdout.split())
+    assert set(prof["set-resources"]) <= rules, sorted(set(prof["set-resources"]) - rules)
+    assert set(prof["set-threads"]) <= rules, sorted(set(prof["set-threads"]) - rules)
+
+
 @pytest.mark.skipif(not TINY.exists(), reason=f"{TINY} missing")
 def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     state = slurm_cluster["state"]
@@ -188,54 +203,51 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     profile = _test_profile(tmp_path / "profile", slurm_cluster["WB_SLURM_PARTITION"],
                             slurm_cluster["cpus"], slurm_cluster["mem_mb"])
+    gpu_rules = set(yaml.safe_load(PROFILE.read_text())["set-resources"])
+    config = yaml.safe_load(TINY.read_text())
+    config["run_datasets"] = [DATASET]  # one dataset keeps the test within CI's time
 
     def cluster_logs():
         return "\n".join(f"---- {name}\n{_tail(state / name)}"
                          for name in ("slurmctld.log", "slurmd.log"))
 
     slurm_dir, local_dir = tmp_path / "slurm_run", tmp_path / "local_run"
+    slurm_logs_dir = slurm_dir / ".snakemake" / "slurm_logs"
     slurm_log = tmp_path / "slurm_run.log"
-    rc = _snakemake(slurm_dir, ["--profile", str(profile)], env, slurm_log)
+    rc = _snakemake(slurm_dir, config, ["--profile", str(profile)], env, slurm_log)
     if rc != 0:
-        job_logs = "\n".join(f"---- {p}\n{_tail(p, 30)}" for p in
-                             sorted((slurm_dir / ".snakemake" / "slurm_logs").rglob("*.log")))
+        job_logs = "\n".join(f"---- {p}\n{_tail(p, 30)}"
+                             for p in sorted(slurm_logs_dir.rglob("*.log")))
         pytest.fail(f"snakemake --profile slurm {'timed out' if rc is None else f'rc={rc}'}"
                     f"\n{_tail(slurm_log, 80)}\n{job_logs}\n{cluster_logs()}")
 
-    # Every job went through sbatch: SLURM's completion log lists one COMPLETED job per
-    # submitted job, named after this run's id, and the plugin kept a log for each.
+    # Every job went through sbatch: SLURM's completion log has each submitted job, named
+    # after this run's id, COMPLETED, and the plugin kept each job's log under rule_<name>/.
     text = slurm_log.read_text()
     run_id = re.search(r"SLURM run ID: (\S+)", text).group(1)
-    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", text)
-    assert submitted, text[-3000:]
+    submitted = set(re.findall(r"has been submitted with SLURM jobid (\d+)", text))
     jobcomp = (state / "jobcomp.txt").read_text().splitlines()
     done = {m.group(1): line for line in jobcomp
-            if (m := re.search(r"\bJobId=(\d+)\b", line)) and f"Name={run_id} " in line}
-    assert set(submitted) <= set(done), (sorted(submitted), jobcomp, cluster_logs())
-    assert all("JobState=COMPLETED" in done[j] for j in submitted), [done[j] for j in submitted]
-    logs = list((slurm_dir / ".snakemake" / "slurm_logs").rglob("*.log"))
-    assert {p.stem for p in logs} >= set(submitted)
-    rules_run = {p.relative_to(slurm_dir / ".snakemake" / "slurm_logs").parts[0] for p in logs}
-    for method in DETERMINISTIC:
-        assert f"rule_{method}" in rules_run, rules_run
+            if (m := re.search(r"\bJobId=(\d+) ", line)) and f" Name={run_id} " in line}
+    assert submitted and submitted == set(done), (sorted(submitted), jobcomp, cluster_logs())
+    assert all("JobState=COMPLETED" in line for line in done.values()), jobcomp
+    rule_of = {p.stem: p.relative_to(slurm_logs_dir).parts[0].removeprefix("rule_")
+               for p in slurm_logs_dir.rglob("*.log")}
+    assert set(rule_of) == submitted, (sorted(rule_of), sorted(submitted))
+    ran = set(rule_of.values())
+    assert {"phantom", "tiltseries", "metrics", "table1", *DETERMINISTIC} <= ran, ran
+    # The profile's GPU requests reached SLURM (and only for the GPU rules).
+    for job, rule in rule_of.items():
+        assert ("gres/gpu=1" in done[job]) == (rule in gpu_rules), (rule, done[job])
 
     local_log = tmp_path / "local_run.log"
-    rc = _snakemake(local_dir, ["--cores", "2"], env, local_log)
+    targets = sorted(str(p.relative_to(slurm_dir)) for method in DETERMINISTIC
+                     for p in (slurm_dir / "results" / DATASET).glob(f"*/metrics/{method}.json"))
+    assert len(targets) >= len(DETERMINISTIC), targets
+    rc = _snakemake(local_dir, config, ["--cores", "2", *targets], env, local_log)
     assert rc == 0, _tail(local_log, 80)
-
-    slurm_metrics = sorted(p.relative_to(slurm_dir)
-                           for p in (slurm_dir / "results").rglob("metrics/*.json"))
-    local_metrics = sorted(p.relative_to(local_dir)
-                           for p in (local_dir / "results").rglob("metrics/*.json"))
-    assert slurm_metrics and slurm_metrics == local_metrics
-    compared = 0
-    for rel in slurm_metrics:
-        if rel.stem not in DETERMINISTIC:
-            continue
+    for rel in targets:
         a = json.loads((slurm_dir / rel).read_text())
         b = json.loads((local_dir / rel).read_text())
-        assert not _same_metrics(a, b), (str(rel), _same_metrics(a, b))
-        compared += 1
-    assert compared >= len(DETERMINISTIC)
-    table = Path("results") / "report" / "table1.csv"
-    assert (slurm_dir / table).exists() and (local_dir / table).exists()
+        diffs = _metric_differences(a, b)
+        assert not diffs, (rel, diffs)

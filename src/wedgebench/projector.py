@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.sparse
 import torch
 
 
@@ -59,12 +60,16 @@ def projection_matrix_coo(nz: int, nx: int, angles_deg, n_det: int | None = None
             np.concatenate(vals_l).astype(np.float32), shape)
 
 
-def _csr(rows, cols, vals, shape, device):
-    coo = torch.sparse_coo_tensor(np.stack([rows, cols]), vals, shape, dtype=torch.float32,
-                                  check_invariants=False)
+def _csr(mat, device):
+    """A torch CSR tensor from a SciPy CSR matrix."""
+    mat.sum_duplicates()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return coo.coalesce().to_sparse_csr().to(device)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(mat.indptr.astype(np.int64)),
+            torch.from_numpy(mat.indices.astype(np.int64)),
+            torch.from_numpy(mat.data.astype(np.float32)), mat.shape,
+            dtype=torch.float32, check_invariants=False).to(device)
 
 
 class _SparseApply(torch.autograd.Function):
@@ -103,8 +108,9 @@ class Projector:
         self.device = torch.device(device)
         rows, cols, vals, shape = projection_matrix_coo(self.nz, self.nx, self.angles,
                                                         self.n_det)
-        self._a = _csr(rows, cols, vals, shape, self.device)
-        self._at = _csr(cols, rows, vals, shape[::-1], self.device)
+        a = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=shape)
+        self._a = _csr(a, self.device)
+        self._at = _csr(a.T.tocsr(), self.device)
 
     @property
     def n_tilts(self) -> int:

@@ -7,7 +7,7 @@ rule phantom:
     params:
         kind=lambda w: config["datasets"][w.dataset]["kind"],
         shape=lambda w: config["datasets"][w.dataset]["shape"],
-        voxel_size=lambda w: config["datasets"][w.dataset].get("voxel_size", 1.0),
+        voxel_size=lambda w: config["datasets"][w.dataset].get("voxel_size"),
         extra=lambda w: dict(config["datasets"][w.dataset].get("params") or {}),
         seed=dataset_seed,
     log:
