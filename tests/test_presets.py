@@ -1,0 +1,60 @@
+"""The presets plan the expected DAG (dry runs, configs merged as from the repository root)."""
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from workflow_utils import REPO, planned_jobs
+
+
+def dry_run(workdir, *configfiles):
+    """``snakemake -n`` as from the repository root (config.yaml first, then the presets),
+    but in an empty working directory so that no existing result changes the plan."""
+    files = [str(REPO / "config.yaml")] + [str(REPO / f) for f in configfiles]
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "-s", str(REPO / "Snakefile"),
+           "-d", str(workdir), "--configfile", *files]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return planned_jobs(proc)
+
+
+def merged(*names):
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in names:
+        _deep_update(cfg, yaml.safe_load((REPO / name).read_text()))
+    return cfg
+
+
+def _deep_update(base, new):
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+
+
+def expected_jobs(cfg, n_datasets, n_acq):
+    """Job counts per rule for n_datasets x n_acq simulated acquisitions (all 4 methods)."""
+    runs = n_datasets * n_acq
+    return {
+        "phantom": n_datasets, "tiltseries": runs, "imod_wbp": runs, "eman2_fourier": runs,
+        "cn_anchor": runs, "cn_chunk": runs * cfg["cn"]["chunks"], "cn_merge": runs,
+        "isonet_extract": runs, "isonet_refine": runs * cfg["isonet"]["iterations"],
+        "isonet_predict": runs, "metrics": 4 * runs, "figures": runs, "table1": 1,
+    }
+
+
+@pytest.mark.parametrize("files,n_datasets,n_acq,sweep", [
+    ((), 4, 1, False),
+    (("configs/paper.yaml",), 4, 1, False),
+    (("configs/sweep.yaml",), 1, 9, True),
+    (("configs/paper.yaml", "configs/sweep.yaml"), 1, 9, True),
+])
+def test_preset_plans_expected_jobs(tmp_path, files, n_datasets, n_acq, sweep):
+    counts = dry_run(tmp_path, *files)
+    want = expected_jobs(merged(*files), n_datasets, n_acq)
+    if sweep:
+        want["sweep_figures"] = 1
+    want["all"] = 1
+    assert counts == want
