@@ -1,7 +1,11 @@
 """Bad configuration values stop the run before any job, naming the key."""
 import pytest
+import yaml
 
-from workflow_utils import run_snakemake, tiny_config
+from wedgebench.config import ConfigError, check_config
+from workflow_utils import REPO, run_snakemake, tiny_config
+
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 BAD = [
     ({"acquisitions": [{"range": [-60, 60], "step": 0}]}, "acquisitions.0.step"),
@@ -12,6 +16,7 @@ BAD = [
     ({"datasets": {"x": {"kind": "custom", "shape": [8, 8, 8],
                          "params": {"path": "/nonexistent/gt.mrc"}}}}, "datasets.x.params.path"),
     ({"datasets": {"../x": {"kind": "spheres", "shape": [8, 8, 8]}}}, "datasets"),
+    ({"datasets": {"/abs": {"kind": "spheres", "shape": [8, 8, 8]}}}, "datasets"),
     ({"datasets": {"x": {"kind": "spheres", "shape": [8, 0, 8]}}}, "datasets.x.shape.1"),
     ({"methods": ["imod_wbp", "sirt"]}, "methods.1"),
     ({"datasets": {"x": {"kind": "spheres", "shape": [8, 8, 8], "params": {"count": -1}}}},
@@ -25,8 +30,22 @@ BAD = [
 
 
 @pytest.mark.parametrize("override,key", BAD, ids=[k for _, k in BAD])
-def test_bad_config_stops_before_any_job(tmp_path, override, key):
-    proc = run_snakemake(tmp_path, tiny_config(**override), "-n", check=False)
+def test_bad_config_names_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        check_config(tiny_config(**override), SCHEMA)
+    assert f"config key '{key}" in str(err.value)
+
+
+def test_good_configs_pass():
+    check_config(tiny_config(), SCHEMA)
+    for name in ("config.yaml", "configs/paper.yaml"):
+        cfg = yaml.safe_load((REPO / name).read_text())
+        check_config(cfg if "datasets" in cfg else {**tiny_config(), **cfg}, SCHEMA)
+
+
+@pytest.mark.parametrize("override,key", [BAD[0], BAD[5]], ids=[BAD[0][1], BAD[5][1]])
+def test_bad_config_stops_snakemake_before_any_job(tmp_path, override, key):
+    proc = run_snakemake(tmp_path, tiny_config(**override), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert f"config key '{key}" in out
