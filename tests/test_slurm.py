@@ -1,11 +1,13 @@
 """The workflow on a real SLURM cluster: profiles/slurm + snakemake-executor-plugin-slurm.
 
-A one-node cluster (munged, slurmctld, slurmd from Debian's ``slurm-wlm``/``munge``) is brought
-up on this machine by ``tests/slurm/start_cluster.sh``; the tiny config is built once through
-SLURM with a copy of ``profiles/slurm/config.yaml`` (only the cluster-specific keys changed:
-see ``_test_profile``) and once locally with ``--cores 2``. The test checks that every job
-really went through sbatch (SLURM's job-completion log and the plugin's per-job logs) and that
-the deterministic methods' metrics equal the local run's.
+A one-node cluster (munged, slurmctld, slurmd from Debian's ``slurm-wlm``/``munge``, one
+/dev/null-backed GPU GRES) is brought up on this machine by ``tests/slurm/start_cluster.sh``.
+One dataset of the tiny config (WBP, Fourier inversion, their metrics and Table 1, plus CN's
+anchor fit as a GPU job) is built through SLURM with a copy of ``profiles/slurm/config.yaml``
+(only the cluster-specific keys changed: see ``_test_profile``), and the metrics again locally
+with ``--cores 2``. The test checks that every job really went through sbatch (SLURM's
+job-completion log and the plugin's per-job logs), that exactly the profile's GPU rules were
+given the GPU, and that the deterministic methods' metrics equal the local run's.
 
 Needs root (slurmd runs jobs as the submitting user and the daemons need their own dirs) and
 ``apt-get install slurm-wlm munge`` (tried here when missing); skips with the reason otherwise.
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from wedgebench.config import dataset_acquisitions
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM_SCRIPTS = ROOT / "tests" / "slurm"
@@ -86,6 +90,7 @@ def slurm_cluster(tmp_path_factory):
     stop = [str(SLURM_SCRIPTS / "stop_cluster.sh"), str(state)]
     try:
         proc = subprocess.run(["bash", str(SLURM_SCRIPTS / "start_cluster.sh"), str(state)],
+                              env=dict(os.environ, WB_SLURM_OWNER_PID=str(os.getpid())),
                               capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired as exc:
         subprocess.run(["bash", *stop], timeout=120)
@@ -97,10 +102,7 @@ def slurm_cluster(tmp_path_factory):
         subprocess.run(["bash", *stop], timeout=120)
         pytest.fail(f"could not start the SLURM cluster:\n{proc.stdout}\n{proc.stderr}\n{logs}")
     env_sh = (state / "env.sh").read_text()
-    info = dict(re.findall(r'^export (\w+)="([^"]*)"$', env_sh, re.M))
-    hw = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30).stdout
-    info.update(state=state, cpus=os.cpu_count() or 1,
-                mem_mb=int(re.search(r"RealMemory=(\d+)", hw).group(1)))
+    info = dict(re.findall(r'^export (\w+)="([^"]*)"$', env_sh, re.M), state=state)
     try:
         yield info
     finally:
@@ -111,7 +113,7 @@ def _test_profile(dst: Path, partition: str, cpus: int, mem_mb: int) -> Path:
     """profiles/slurm/config.yaml with only what this one-node test cluster needs changed.
 
     No accounting database (the plugin checks any ``slurm_account`` with sacctmgr), the test
-    partition, threads and memory capped to the node, squeue for status (no sacct), a fast
+    partition, threads and memory capped to the node's, squeue for status (no sacct), a fast
     first status check, successful jobs' SLURM logs kept for the checks. The GPU requests stay
     as they are: the node has one (/dev/null-backed) GPU GRES.
     """
@@ -125,7 +127,9 @@ def _test_profile(dst: Path, partition: str, cpus: int, mem_mb: int) -> Path:
     for res in prof["set-resources"].values():
         assert res["gpu"] == 1
         res["mem_mb"] = min(int(res["mem_mb"]), mem_mb // 2)
-    prof["set-threads"] = {r: min(int(t), cpus) for r, t in prof["set-threads"].items()}
+    # (half the node, so a GPU job leaves room for the CPU jobs beside it)
+    half = max(1, cpus // 2)
+    prof["set-threads"] = {rule: min(int(t), half) for rule, t in prof["set-threads"].items()}
     prof.update({
         "jobs": 4,
         "retries": 0,
@@ -155,21 +159,24 @@ def _snakemake(workdir: Path, config: dict, extra, env, log: Path):
     return proc.returncode
 
 
-def _flat(d, prefix=""):
+def _flat(obj, prefix=""):
+    """{"a.b[2]": leaf} for nested dicts and lists."""
+    if isinstance(obj, dict):
+        items = ((f"{prefix}.{k}" if prefix else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, list):
+        items = ((f"{prefix}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return {prefix: obj}
     out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v
+    for key, value in items:
+        out.update(_flat(value, key))
     return out
 
 
 def _metric_differences(a: dict, b: dict):
     """Differences between two metrics records, ignoring runtimes (wall clock)."""
-    fa = {k: v for k, v in _flat(a).items() if k.split(".")[-1] not in RUNTIME_KEYS}
-    fb = {k: v for k, v in _flat(b).items() if k.split(".")[-1] not in RUNTIME_KEYS}
+    fa = {k: v for k, v in _flat(a).items() if k.rsplit(".", 1)[-1] not in RUNTIME_KEYS}
+    fb = {k: v for k, v in _flat(b).items() if k.rsplit(".", 1)[-1] not in RUNTIME_KEYS}
     diffs = [f"keys differ: {sorted(set(fa) ^ set(fb))}"] if set(fa) != set(fb) else []
     for k in sorted(set(fa) & set(fb)):
         x, y = fa[k], fb[k]
@@ -183,13 +190,16 @@ def _metric_differences(a: dict, b: dict):
     return diffs
 
 
-def test_profile_names_real_rules():
+@pytest.mark.skipif(not TINY.exists(), reason=f"{TINY} missing")
+def test_profile_names_real_rules(tmp_path):
     """Every rule the profile tunes exists in the workflow (a renamed rule would silently
     lose its GPU request)."""
     prof = yaml.safe_load(PROFILE.read_text())
+    shutil.copyfile(TINY, tmp_path / "config.yaml")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-                           "--configfile", str(TINY), "--list-rules"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           "-d", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
+                           "--list-rules"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rules = set(proc.stdout.split())
     assert set(prof["set-resources"]) <= rules, sorted(set(prof["set-resources"]) - rules)
@@ -202,10 +212,19 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     env = dict(os.environ, SLURM_CONF=slurm_cluster["SLURM_CONF"],
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     profile = _test_profile(tmp_path / "profile", slurm_cluster["WB_SLURM_PARTITION"],
-                            slurm_cluster["cpus"], slurm_cluster["mem_mb"])
+                            int(slurm_cluster["WB_SLURM_CPUS"]),
+                            int(slurm_cluster["WB_SLURM_MEM_MB"]))
     gpu_rules = set(yaml.safe_load(PROFILE.read_text())["set-resources"])
+    # One dataset, the deterministic methods' Table 1 and one GPU job (CN's anchor fit, beside
+    # them): the whole tiny config is ~27 jobs per dataset in long dependency chains (IsoNet's
+    # refinement iterations), too slow for CI at 10-30 s per SLURM job on 2 CPUs.
     config = yaml.safe_load(TINY.read_text())
-    config["run_datasets"] = [DATASET]  # one dataset keeps the test within CI's time
+    config["run_datasets"] = [DATASET]
+    config["methods"] = list(DETERMINISTIC)
+    acqs = list(dataset_acquisitions(config, DATASET))
+    targets = ["results/report/table1.csv"]
+    for acq in acqs:
+        targets.append(f"results/{DATASET}/{acq}/cn/anchor/weights.pt")
 
     def cluster_logs():
         return "\n".join(f"---- {name}\n{_tail(state / name)}"
@@ -214,7 +233,7 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     slurm_dir, local_dir = tmp_path / "slurm_run", tmp_path / "local_run"
     slurm_logs_dir = slurm_dir / ".snakemake" / "slurm_logs"
     slurm_log = tmp_path / "slurm_run.log"
-    rc = _snakemake(slurm_dir, config, ["--profile", str(profile)], env, slurm_log)
+    rc = _snakemake(slurm_dir, config, ["--profile", str(profile), *targets], env, slurm_log)
     if rc != 0:
         job_logs = "\n".join(f"---- {p}\n{_tail(p, 30)}"
                              for p in sorted(slurm_logs_dir.rglob("*.log")))
@@ -235,18 +254,24 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
                for p in slurm_logs_dir.rglob("*.log")}
     assert set(rule_of) == submitted, (sorted(rule_of), sorted(submitted))
     ran = set(rule_of.values())
-    assert {"phantom", "tiltseries", "metrics", "table1", *DETERMINISTIC} <= ran, ran
-    # The profile's GPU requests reached SLURM (and only for the GPU rules).
+    assert {"phantom", "tiltseries", "metrics", "table1", "cn_anchor", *DETERMINISTIC} <= ran, ran
+    # The profile's GPU requests reached SLURM: the GPU rules' jobs, and only they, were
+    # allocated the node's GPU (finished jobs stay in slurmctld for MinJobAge).
+    shown = subprocess.run(["scontrol", "-d", "-o", "show", "job"], env=env,
+                           capture_output=True, text=True, timeout=60).stdout
+    gres = {}
+    for line in shown.splitlines():
+        if m := re.match(r"JobId=(\d+) ", line):
+            g = re.search(r"\bJOB_GRES=(\S+)", line)
+            gres[m.group(1)] = g.group(1) if g else None
     for job, rule in rule_of.items():
-        assert ("gres/gpu=1" in done[job]) == (rule in gpu_rules), (rule, done[job])
+        assert (gres.get(job) == "gpu:1") == (rule in gpu_rules), (rule, job, gres.get(job))
 
     local_log = tmp_path / "local_run.log"
-    targets = sorted(str(p.relative_to(slurm_dir)) for method in DETERMINISTIC
-                     for p in (slurm_dir / "results" / DATASET).glob(f"*/metrics/{method}.json"))
-    assert len(targets) >= len(DETERMINISTIC), targets
-    rc = _snakemake(local_dir, config, ["--cores", "2", *targets], env, local_log)
+    metrics = [f"results/{DATASET}/{acq}/metrics/{m}.json" for acq in acqs for m in DETERMINISTIC]
+    rc = _snakemake(local_dir, config, ["--cores", "2", *metrics], env, local_log)
     assert rc == 0, _tail(local_log, 80)
-    for rel in targets:
+    for rel in metrics:
         a = json.loads((slurm_dir / rel).read_text())
         b = json.loads((local_dir / rel).read_text())
         diffs = _metric_differences(a, b)

@@ -8,6 +8,14 @@ decay); the learning rate is held for the first half of the iterations, then
 decays log-linearly to ``lr_end`` at the last one. On CUDA the network runs under
 fp16 autocast with a GradScaler; on CPU in fp32 with the job's threads.
 
+The slab volume is ``gain · f(p)``: with ``output_scale: auto`` the gain is
+``max(tilt series) / thickness`` (the density of a column that alone would
+produce the brightest measured pixel), so that the network works with outputs of
+order one whatever the thickness and normalisation of the data; the paper uses
+no gain (``output_scale: 1``). Without it a SIREN spends its first hundreds of
+iterations shrinking its default-initialised output to the data's tiny density
+scale (≈ 0.02–0.1 for data normalised to [0, 1]).
+
 A chain of slabs is fitted by :func:`fit_chain`: the first slab starts from the
 given weights (the anchor's, or a seeded random initialisation), every later
 one from the final weights of the slab before it.
@@ -25,7 +33,7 @@ import numpy as np
 import torch
 
 from ...projector import Projector
-from .model import CoordinateNetwork, build_network, n_parameters, slab_coordinates
+from .model import CoordinateNetwork, build_network, n_parameters, options, slab_coordinates
 from .slabs import SlabPlan, make_plan, merge, postprocess, slab_size
 
 #: A loss this many times the first iteration's loss counts as divergence.
@@ -86,16 +94,38 @@ def finite_difference_penalty(vol: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def _evaluate(net: CoordinateNetwork, coords: torch.Tensor, shape, amp: bool) -> torch.Tensor:
+def output_gain(stack: np.ndarray, thickness: int, output_scale="auto") -> float:
+    """The factor between network output and density (see the module docstring).
+
+    Parameters
+    ----------
+    stack : ndarray ``[tilt, y, x]``
+        The whole tilt series (every slab of a reconstruction uses the same gain).
+    thickness : int
+    output_scale : "auto" or float > 0
+    """
+    if output_scale == "auto":
+        peak = float(np.max(np.abs(stack)))
+        return peak / int(thickness) if peak > 0 else 1.0
+    if isinstance(output_scale, bool) or not isinstance(output_scale, (int, float)) \
+            or not output_scale > 0:
+        raise ValueError(f"cn output_scale must be 'auto' or a number > 0, got "
+                         f"{output_scale!r}")
+    return float(output_scale)
+
+
+def _evaluate(net: CoordinateNetwork, coords: torch.Tensor, shape, amp: bool,
+              gain: float) -> torch.Tensor:
     with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
         out = net(coords)
-    return out.float().reshape(shape)
+    return (gain * out.float()).reshape(shape)
 
 
 def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork, *,
-             iterations: int, lr: float, lr_end: float, reg_weight: float = 0.0,
+             iterations: int, lr: float, lr_end: float, gain: float = 1.0,
+             reg_weight: float = 0.0, coordinates: str = "unit",
              mixed_precision: bool = True, name: str = "slab",
-             log: logging.Logger | None = None, log_every: int = 0):
+             log: logging.Logger | None = None, log_every: int = 0, callback=None):
     """Fit ``net`` (in place) so that the projection of its slab matches ``measured``.
 
     Parameters
@@ -110,8 +140,12 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
         Optimiser steps (≥ 1).
     lr, lr_end : float
         Learning-rate schedule (see :func:`learning_rate`).
+    gain : float
+        The slab volume is ``gain · net(p)`` (see :func:`output_gain`).
     reg_weight : float
         Weight of :func:`finite_difference_penalty` (0 = off).
+    coordinates : {"unit", "isotropic"}
+        See :func:`wedgebench.recon.cn.model.slab_coordinates`.
     mixed_precision : bool
         fp16 autocast + GradScaler (CUDA only; ignored on CPU).
     name : str
@@ -119,6 +153,10 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
     log : logging.Logger, optional
     log_every : int
         Log every this many iterations (0: about ten times per fit).
+    callback : callable, optional
+        ``callback(iteration, volume)`` with the detached slab volume of every
+        iteration, before that iteration's step (for monitoring; its time counts in the
+        recorded seconds).
 
     Returns
     -------
@@ -142,7 +180,7 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
     device = projector.device
     amp = bool(mixed_precision) and device.type == "cuda"
     shape = (projector.nz, j, projector.nx)
-    coords = slab_coordinates(*shape, device=device).reshape(-1, 3)
+    coords = slab_coordinates(*shape, device=device, mode=coordinates).reshape(-1, 3)
     target = torch.from_numpy(np.ascontiguousarray(measured, np.float32)).to(device)
     net.to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0, amsgrad=True)
@@ -154,11 +192,13 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
     for it in range(iterations):
         for group in opt.param_groups:
             group["lr"] = learning_rate(it, iterations, lr, lr_end)
-        vol = _evaluate(net, coords, shape, amp)
+        vol = _evaluate(net, coords, shape, amp, gain)
         loss = (projector.forward(vol) - target).abs().mean()
         if reg_weight:
             loss = loss + reg_weight * finite_difference_penalty(vol)
         value = float(loss.detach())
+        if callback is not None:
+            callback(it, vol.detach())
         if first is None:
             first = value
         if not math.isfinite(value) or value > EXPLODE_FACTOR * max(first, 1e-12):
@@ -176,7 +216,7 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
                      opt.param_groups[0]["lr"], seconds)
     net.eval()
     with torch.no_grad():
-        out = _evaluate(net, coords, shape, False).cpu().numpy()
+        out = _evaluate(net, coords, shape, False, gain).cpu().numpy()
     if not np.all(np.isfinite(out)):
         raise FloatingPointError(f"CN fit of {name}: the fitted volume has NaN/inf values")
     return out.astype(np.float32, copy=False), losses
@@ -217,6 +257,7 @@ def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *
         State dict (on CPU) of the network after the last slab (``init_state`` if
         ``slabs`` is empty).
     """
+    cfg = options(cfg)
     torch.manual_seed(int(seed))
     n_det = stack.shape[2]
     if projector is None:
@@ -225,15 +266,17 @@ def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *
     if init_state is not None:
         net.load_state_dict(init_state)
     prefix = "anchor_" if anchor else ""
+    gain = output_gain(stack, thickness, cfg["output_scale"])
     fits = []
     for index, y0, y1 in slabs:
         t0 = time.perf_counter()
         vol, losses = fit_slab(
             stack[:, y0:y1], projector, net,
             iterations=int(cfg[prefix + "iterations"]), lr=float(cfg[prefix + "lr"]),
-            lr_end=float(cfg[prefix + "lr_end"]), reg_weight=float(cfg.get("reg_weight", 0.0)),
-            mixed_precision=bool(cfg.get("mixed_precision", True)),
-            name=f"slab {index} (y {y0}:{y1})", log=log, log_every=int(cfg.get("log_every", 0)))
+            lr_end=float(cfg[prefix + "lr_end"]), gain=gain,
+            reg_weight=float(cfg["reg_weight"]), coordinates=cfg["coordinates"],
+            mixed_precision=bool(cfg["mixed_precision"]), name=f"slab {index} (y {y0}:{y1})",
+            log=log, log_every=int(cfg["log_every"]))
         fits.append(SlabFit(index, y0, y1, vol, losses, time.perf_counter() - t0))
     state = ({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
              if fits or init_state is None else copy.deepcopy(init_state))
@@ -242,9 +285,11 @@ def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *
 
 def plan_for(stack_shape, cfg: dict) -> SlabPlan:
     """The :class:`SlabPlan` of a tilt series of shape ``[tilt, ny, n_det]`` under ``cfg``."""
+    cfg = options(cfg)
     n_tilts, ny, n_det = stack_shape
-    j = slab_size(cfg, ny, n_tilts, n_det, n_parameters(build_network(cfg)))
-    return make_plan(ny, j, int(cfg.get("overlap", 0)), int(cfg.get("chunks", 1)))
+    j = slab_size(cfg["slab_size"], ny, n_tilts, n_det, n_parameters(build_network(cfg)),
+                  cfg["params_per_measurement"])
+    return make_plan(ny, j, int(cfg["overlap"]), int(cfg["chunks"]))
 
 
 def fit_anchor(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, seed: int,
@@ -310,4 +355,4 @@ def reconstruct(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, see
         fits += fit_chunk(stack, angles_deg, thickness, cfg, c, state, seed=seed,
                           device=device, log=log)[0]
     vol = merge([(f.y0, f.y1, f.volume) for f in fits], plan.ny)
-    return postprocess(vol, cfg.get("output", "clip_rescale"))
+    return postprocess(vol, options(cfg)["output"])

@@ -9,6 +9,13 @@ Initialisation (SIREN): the first layer's weights are ``U(−1/in, 1/in)``, ever
 later layer's ``U(±√(6/in)/ω0)`` (``in`` = its fan-in, i.e. ``width``); biases keep
 PyTorch's default ``U(±1/√in)``.
 
+Optional non-negative output (``positivity: abs``, not in the paper): the density
+is ``|f(p)|``. Unlike a ReLU, the absolute value never blocks a voxel's gradient,
+and it builds into the fit the prior that densities are non-negative (the
+paper's output is clipped at 0 afterwards, which this makes consistent with the
+data term). For data whose zero level is not the background (inverted contrast,
+unnormalised measured stacks) use ``none``.
+
 Optional Fourier-feature encoding (Tancik et al. 2020): the coordinates are
 first mapped to ``[sin(2π B p), cos(2π B p)]`` with a fixed Gaussian matrix
 ``B ~ N(0, scale²)`` of shape ``(n_features, 3)``, stored as a buffer so that it
@@ -23,7 +30,20 @@ import numpy as np
 import torch
 from torch import nn
 
+#: Defaults of every ``cn`` option; identical to the defaults of the ``cn`` section of
+#: ``workflow/schemas/config.schema.yaml`` (a test checks this), i.e. the CPU preset.
+CN_DEFAULTS = {
+    "width": 64, "depth": 3, "omega0": 30.0, "encoding": "none", "n_features": 64,
+    "fourier_scale": 4.0, "positivity": "abs", "coordinates": "isotropic",
+    "output_scale": "auto", "slab_size": 8, "params_per_measurement": 2.0, "overlap": 0,
+    "chunks": 2, "anchor_iterations": 300, "anchor_lr": 1.0e-3, "anchor_lr_end": 1.0e-4,
+    "iterations": 150, "lr": 1.0e-3, "lr_end": 1.0e-4, "reg_weight": 0.0,
+    "output": "clip_rescale", "mixed_precision": True, "log_every": 0, "mem_mb": 2000,
+    "runtime": 60,
+}
+
 ENCODINGS = ("none", "fourier")
+POSITIVITY = ("none", "abs")
 
 
 class SineLayer(nn.Module):
@@ -78,16 +98,21 @@ class CoordinateNetwork(nn.Module):
     scale : float
         Standard deviation of the Fourier frequencies, in cycles per unit length
         (the slab spans [0, 1] along each axis).
+    positivity : {"none", "abs"}
+        Output transform: none (the paper) or the absolute value.
     seed : int
         Seed of the initialisation (and of the Fourier matrix).
     """
 
     def __init__(self, width: int = 256, depth: int = 5, omega0: float = 30.0,
                  encoding: str = "none", n_features: int = 64, scale: float = 4.0,
-                 seed: int = 0):
+                 positivity: str = "none", seed: int = 0):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"cn encoding must be one of {ENCODINGS}, got {encoding!r}")
+        if positivity not in POSITIVITY:
+            raise ValueError(f"cn positivity must be one of {POSITIVITY}, got {positivity!r}")
+        self.positivity = positivity
         if int(width) < 1 or int(depth) < 1:
             raise ValueError(f"cn width and depth must be >= 1, got {width}, {depth}")
         gen = torch.Generator().manual_seed(int(seed))
@@ -121,7 +146,8 @@ class CoordinateNetwork(nn.Module):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Density at ``coords[..., 3]`` (x, y, z); returns ``[...]``."""
-        return self.head(self.body(self.encode(coords)))[..., 0]
+        out = self.head(self.body(self.encode(coords)))[..., 0]
+        return out.abs() if self.positivity == "abs" else out
 
 
 def n_parameters(module: nn.Module) -> int:
@@ -129,23 +155,54 @@ def n_parameters(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
-def build_network(cfg: dict, seed: int = 0) -> CoordinateNetwork:
-    """A :class:`CoordinateNetwork` from the ``cn`` config section."""
-    return CoordinateNetwork(width=cfg.get("width", 256), depth=cfg.get("depth", 5),
-                             omega0=cfg.get("omega0", 30.0),
-                             encoding=cfg.get("encoding", "none"),
-                             n_features=cfg.get("n_features", 64),
-                             scale=cfg.get("fourier_scale", 4.0), seed=seed)
+def options(cfg: dict | None) -> dict:
+    """The ``cn`` section completed with :data:`CN_DEFAULTS`.
 
-
-def slab_coordinates(nz: int, j: int, nx: int, device="cpu") -> torch.Tensor:
-    """Slab-local coordinates ``[nz, j, nx, 3]`` = (x, y, z), each ``linspace(0, 1, n)``.
-
-    An axis of length 1 sits at 0 (``linspace(0, 1, 1)``).
+    Raises
+    ------
+    ValueError
+        A key that is not a ``cn`` option (named in the message).
     """
-    zs, ys, xs = (torch.from_numpy(np.linspace(0.0, 1.0, n, dtype=np.float32))
-                  for n in (nz, j, nx))
-    z, y, x = torch.meshgrid(zs, ys, xs, indexing="ij")
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(CN_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown cn option(s) {unknown}; allowed: {sorted(CN_DEFAULTS)}")
+    return {**CN_DEFAULTS, **cfg}
+
+
+def build_network(cfg: dict, seed: int = 0) -> CoordinateNetwork:
+    """A :class:`CoordinateNetwork` from the ``cn`` config section (see :func:`options`)."""
+    cfg = options(cfg)
+    return CoordinateNetwork(width=cfg["width"], depth=cfg["depth"], omega0=cfg["omega0"],
+                             encoding=cfg["encoding"], n_features=cfg["n_features"],
+                             scale=cfg["fourier_scale"], positivity=cfg["positivity"],
+                             seed=seed)
+
+
+def slab_coordinates(nz: int, j: int, nx: int, device="cpu",
+                     mode: str = "unit") -> torch.Tensor:
+    """Slab-local coordinates ``[nz, j, nx, 3]`` = (x, y, z) in [0, 1].
+
+    Parameters
+    ----------
+    nz, j, nx : int
+        Slab size.
+    device : str or torch.device
+    mode : {"unit", "isotropic"}
+        ``unit`` (the paper): every axis is ``linspace(0, 1, n)`` (an axis of length 1
+        sits at 0), so one voxel step differs between axes. ``isotropic``: voxel
+        index / (max(nz, j, nx) − 1) on every axis, so a voxel step is the same
+        length along x, y and z and the network's frequency content means the same
+        thing in every direction (the longest axis spans [0, 1]).
+    """
+    if mode == "unit":
+        axes = [np.linspace(0.0, 1.0, n, dtype=np.float32) for n in (nz, j, nx)]
+    elif mode == "isotropic":
+        step = 1.0 / max(max(nz, j, nx) - 1, 1)
+        axes = [(np.arange(n) * step).astype(np.float32) for n in (nz, j, nx)]
+    else:
+        raise ValueError(f"cn coordinates must be 'unit' or 'isotropic', got {mode!r}")
+    z, y, x = torch.meshgrid(*(torch.from_numpy(a) for a in axes), indexing="ij")
     return torch.stack([x, y, z], dim=-1).to(device)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...io import InputError, atomic_path
+from ...io import InputError, atomic_path, read_benchmark_seconds
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,22 @@ class SlabPlan:
         return [[(i, *self.slabs[i]) for i in run] for run in self.chunks[chunk]]
 
 
-def slab_size(cfg: dict, ny: int, n_tilts: int, n_det: int, n_params: int) -> int:
-    """Slab size ``j`` from the ``cn`` config.
+def slab_size(size, ny: int, n_tilts: int, n_det: int, n_params: int,
+              params_per_measurement: float = 2.0) -> int:
+    """Slab size ``j`` (the ``cn.slab_size`` option).
 
-    ``slab_size`` is either an integer or ``"auto"``: then ``j`` is chosen so that
+    ``size`` is either an integer or ``"auto"``: then ``j`` is chosen so that
     ``n_params / (n_tilts · j · n_det)`` is closest to ``params_per_measurement``.
     The result is clipped to ``[1, ny]``.
     """
-    j = cfg.get("slab_size", 2)
-    if j == "auto":
-        ratio = float(cfg.get("params_per_measurement", 2.0))
+    if size == "auto":
+        ratio = float(params_per_measurement)
         if not ratio > 0:
             raise ValueError(f"cn params_per_measurement must be > 0, got {ratio}")
-        j = int(round(n_params / (ratio * n_tilts * n_det)))
-    elif isinstance(j, bool) or not isinstance(j, (int, np.integer)) or j < 1:
-        raise ValueError(f"cn slab_size must be an integer >= 1 or 'auto', got {j!r}")
-    return int(min(max(j, 1), ny))
+        size = int(round(n_params / (ratio * n_tilts * n_det)))
+    elif isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"cn slab_size must be an integer >= 1 or 'auto', got {size!r}")
+    return int(min(max(size, 1), ny))
 
 
 def slab_ranges(ny: int, j: int, overlap: int = 0):
@@ -168,8 +168,10 @@ def merge(slabs, ny: int) -> np.ndarray:
     slabs = [(int(a), int(b), np.asarray(v, np.float32)) for a, b, v in slabs]
     if not slabs:
         raise ValueError("merge: no slabs")
-    nz, _, nx = slabs[0][2].shape
     ranges = [(a, b) for a, b, _ in slabs]
+    if len(set(ranges)) != len(ranges):
+        raise ValueError(f"merge: some slabs are given twice: {sorted(ranges)}")
+    nz, _, nx = slabs[0][2].shape
     acc = np.zeros((nz, ny, nx), np.float64)
     wsum = np.zeros(ny, np.float64)
     for a, b, vol in slabs:
@@ -230,21 +232,11 @@ def save_losses(path, fits) -> None:
                     w.writerow([f.index, it, f"{loss:.8g}", f"{sec:.4f}"])
 
 
-def benchmark_seconds(path) -> float:
-    """Wall seconds (column ``s``) of a Snakemake benchmark TSV (summed over repeats)."""
-    try:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
-        return float(sum(float(r["s"]) for r in rows))
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputError(f"{path}: not a Snakemake benchmark file ({exc})") from exc
-
-
 def runtime_summary(anchor_tsv, chunk_tsvs) -> dict:
     """``runtime_s`` = anchor + Σ chunks (total compute), ``wall_s`` = anchor + max
     chunk (wall time when the chunks run in parallel), from benchmark TSVs."""
-    anchor = benchmark_seconds(anchor_tsv)
-    chunks = [benchmark_seconds(p) for p in chunk_tsvs]
+    anchor = read_benchmark_seconds(anchor_tsv)
+    chunks = [read_benchmark_seconds(p) for p in chunk_tsvs]
     return {"runtime_s": anchor + sum(chunks), "wall_s": anchor + max(chunks, default=0.0),
             "anchor_s": anchor, "chunks_s": chunks,
             "sources": [os.fspath(anchor_tsv)] + [os.fspath(p) for p in chunk_tsvs]}

@@ -93,7 +93,7 @@ def check_sizes(shape, cube_size: int, crop_size: int, source: str = "the tomogr
 
 def extract_subtomos(tomo: np.ndarray, n_subtomos: int, cube_size: int, crop_size: int,
                      invert: bool, seed: int, percentiles=(4.0, 96.0), mask_opts=None,
-                     source: str = "the tomogram") -> dict:
+                     source: str = "the tomogram", normalisation: str = "subtomogram") -> dict:
     """IsoNet's mask + extraction on one tomogram.
 
     Parameters
@@ -107,7 +107,10 @@ def extract_subtomos(tomo: np.ndarray, n_subtomos: int, cube_size: int, crop_siz
         Multiply by −1 first (EM data: dark density).
     seed : int
     percentiles : (float, float)
-        Percentile normalisation of each cube.
+        Percentile normalisation.
+    normalisation : {"subtomogram", "tomogram"}
+        Normalise each cube on its own (IsoNet) or the whole tomogram once, as the
+        predict step does (cubes keep their intensities relative to the tomogram).
     mask_opts : dict, optional
         Keyword arguments of :func:`~wedgebench.recon.isonet.mask.make_mask`.
     source : str
@@ -125,8 +128,14 @@ def extract_subtomos(tomo: np.ndarray, n_subtomos: int, cube_size: int, crop_siz
     mask = make_mask(t, **(mask_opts or {}))
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x150]))
     centres = extraction_centres(mask, n_subtomos, crop_size, rng)
-    cubes = crop_cubes(t, centres, crop_size)
-    cubes = np.stack([percentile_normalise(c, *percentiles)[0] for c in cubes])
+    if normalisation == "tomogram":
+        cubes = crop_cubes(percentile_normalise(t, *percentiles)[0], centres, crop_size)
+    elif normalisation == "subtomogram":
+        cubes = np.stack([percentile_normalise(c, *percentiles)[0]
+                          for c in crop_cubes(t, centres, crop_size)])
+    else:
+        raise InputError(f"isonet.normalisation: {normalisation!r} not in "
+                         "('subtomogram', 'tomogram')")
     return {"cubes": cubes, "centres": centres, "mask": mask}
 
 

@@ -3,7 +3,9 @@
 One iteration N (:func:`refine_iteration`):
 
 1. The *originals* are the extracted cubes with their missing-wedge region
-   emptied and re-normalised (``norm(IFFT[mw·F(raw)])``, IsoNet's first step);
+   emptied and re-normalised (``norm(IFFT[mw·F(raw)])``, IsoNet's first step;
+   ``norm`` is the per-subtomogram percentile normalisation, or nothing with
+   ``normalisation="tomogram"``, where the cubes keep the whole tomogram's);
    iteration N starts from the *filled* cubes of iteration N−1 (the originals
    for N = 1) and from the model of iteration N−1 (a fresh, seeded network for
    N = 1).
@@ -46,6 +48,7 @@ from wedgebench.recon.isonet.rotations import (WEDGE_MODES, apply_fourier_mask, 
 from wedgebench.recon.isonet.unet import UNet
 
 NOISE_FILTERS = ("none", "ramp", "hamming")
+NORMALISATIONS = ("subtomogram", "tomogram")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,7 @@ class TrainOptions:
     filters: tuple = (64, 128, 256)
     convs_per_block: int = 3
     dropout: float = 0.3
+    identity_init: bool = False
     epochs: int = 10
     batch_size: int = 8
     steps_per_subtomo: float = 6.0
@@ -69,8 +73,10 @@ class TrainOptions:
     learning_rate: float = 4e-4
     val_fraction: float = 0.1
     percentiles: tuple = (4.0, 96.0)
+    normalisation: str = "subtomogram"
     noise_filter: str = "none"
     noise_pool: int = 100
+    bn_recalibration: int = 0
     mixed_precision: bool = True
 
     def __post_init__(self):
@@ -87,11 +93,17 @@ class TrainOptions:
                              f"isonet.crop_size ({self.crop_size})")
         if self.wedge not in WEDGE_MODES:
             raise InputError(f"isonet.wedge: {self.wedge!r} not in {WEDGE_MODES}")
+        if self.normalisation not in NORMALISATIONS:
+            raise InputError(f"isonet.normalisation: {self.normalisation!r} not in "
+                             f"{NORMALISATIONS}")
         if self.noise_filter not in NOISE_FILTERS:
             raise InputError(f"isonet.noise.filter: {self.noise_filter!r} not in "
                              f"{NOISE_FILTERS}")
         if not 0 <= self.val_fraction < 1:
             raise InputError(f"isonet.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if int(self.bn_recalibration) < 0:
+            raise InputError(f"isonet.unet.bn_recalibration must be >= 0, got "
+                             f"{self.bn_recalibration}")
         for key in ("epochs", "batch_size", "max_steps", "noise_pool"):
             if int(getattr(self, key)) < 1:
                 raise InputError(f"isonet.{key} must be >= 1, got {getattr(self, key)}")
@@ -114,6 +126,8 @@ def train_options(cfg: dict) -> dict:
     flat["filters"] = list(unet.get("filters", default.filters))
     flat["convs_per_block"] = int(unet.get("convs_per_block", default.convs_per_block))
     flat["dropout"] = float(unet.get("dropout", default.dropout))
+    flat["identity_init"] = bool(unet.get("identity_init", default.identity_init))
+    flat["bn_recalibration"] = int(unet.get("bn_recalibration", default.bn_recalibration))
     flat["noise_filter"] = noise.get("filter", default.noise_filter)
     flat["noise_pool"] = int(noise.get("pool", default.noise_pool))
     flat["percentiles"] = list(flat["percentiles"])
@@ -132,7 +146,7 @@ def noise_level(iteration: int, start_iter: int = 11, every: int = 5,
 
 def build_model(opts: TrainOptions) -> UNet:
     """The U-Net of ``opts``."""
-    return UNet(opts.filters, opts.convs_per_block, opts.dropout)
+    return UNet(opts.filters, opts.convs_per_block, opts.dropout, opts.identity_init)
 
 
 def load_state(model: torch.nn.Module, state: dict, source: str = "the model") -> None:
@@ -179,16 +193,20 @@ def noise_cubes(angles_deg, size: int, count: int, kind: str, rng: np.random.Gen
     return out
 
 
-def _normalise_batch(x: torch.Tensor, percentiles) -> torch.Tensor:
-    """Percentile-normalise each cube of a batch (numpy percentiles, as at extraction)."""
+def _normalise_batch(x: torch.Tensor, percentiles, mode: str = "subtomogram") -> torch.Tensor:
+    """Percentile-normalise each cube of a batch (numpy percentiles, as at extraction);
+    ``mode="tomogram"``: cubes keep the whole tomogram's normalisation (no-op)."""
+    if mode == "tomogram":
+        return x
     arr = x.detach().cpu().numpy()
     out = np.stack([percentile_normalise(c, *percentiles)[0] for c in arr])
     return torch.from_numpy(out).to(x.device)
 
 
-def prepare_originals(raw: torch.Tensor, mask: torch.Tensor, percentiles) -> torch.Tensor:
+def prepare_originals(raw: torch.Tensor, mask: torch.Tensor, percentiles,
+                      mode: str = "subtomogram") -> torch.Tensor:
     """``norm(IFFT[mw·F(raw)])``: the extracted cubes without anything in their wedge."""
-    return _normalise_batch(apply_fourier_mask(raw, mask), percentiles)
+    return _normalise_batch(apply_fourier_mask(raw, mask), percentiles, mode)
 
 
 def _seeds(seed: int, iteration: int) -> tuple[int, np.random.Generator]:
@@ -257,7 +275,7 @@ def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOpt
 
     mask = torch.from_numpy(cube_wedge(c, angles_deg, opts.wedge)).to(dev)
     orig = prepare_originals(torch.from_numpy(np.ascontiguousarray(raw)).to(dev), mask,
-                             opts.percentiles)
+                             opts.percentiles, opts.normalisation)
     current = orig if filled is None else torch.from_numpy(np.ascontiguousarray(filled)).to(dev)
 
     model = build_model(opts).to(dev)
@@ -303,25 +321,62 @@ def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOpt
             scaler.step(optimiser)
             scaler.update()
             losses.append(loss.item())
-        val_loss = _validation_loss(model, current, val, rotations, mask, opts, amp)
+        if opts.bn_recalibration:
+            recalibrate_batchnorm(model, current, train, rotations, mask, opts, amp)
+        val_loss, val_identity = _validation_loss(model, current, val, rotations, mask, opts,
+                                                  amp)
         history.append({"iteration": iteration, "epoch": epoch, "steps": steps,
                         "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                        "val_loss_identity": val_identity,
                         "noise_level": level, "seconds": time.perf_counter() - t0})
-        log.info("iteration %d epoch %d/%d: train L1 %.5f, val L1 %.5f (%.1f s)", iteration,
-                 epoch, opts.epochs, history[-1]["train_loss"], val_loss,
-                 history[-1]["seconds"])
+        log.info("iteration %d epoch %d/%d: train L1 %.5f, val L1 %.5f (identity %.5f), "
+                 "%.1f s", iteration, epoch, opts.epochs, history[-1]["train_loss"], val_loss,
+                 val_identity, history[-1]["seconds"])
 
     pred = predict_cubes(model, orig, opts.batch_size, opts.mixed_precision)
-    new = _normalise_batch(fill_wedge(pred, orig, mask), opts.percentiles)
+    new = _normalise_batch(fill_wedge(pred, orig, mask), opts.percentiles, opts.normalisation)
     return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "filled": new.cpu().numpy(), "history": history}
 
 
-def _validation_loss(model, cubes, val, rotations, mask, opts, amp) -> float:
-    if len(val) == 0:
-        return float("nan")
+def recalibrate_batchnorm(model, cubes, pairs, rotations, mask, opts, amp) -> None:
+    """Re-estimate every BatchNorm's running statistics for the current weights.
+
+    Running statistics are reset and re-accumulated as an exact average over the
+    first ``opts.bn_recalibration`` batches of ``pairs`` (dropout off, no added
+    noise), so that the network in eval mode sees the same normalisation as the
+    final weights do on training data. Without it the statistics lag behind the
+    weights and carry dropout's variance shift, which after only a few hundred
+    steps makes eval-mode predictions erratic.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
     model.eval()
-    total = 0.0
+    for bn in bns:
+        bn.train()
+    with torch.no_grad():
+        for k in range(int(opts.bn_recalibration)):
+            b = pairs[np.arange(k * opts.batch_size, (k + 1) * opts.batch_size) % len(pairs)]
+            sel = torch.from_numpy(b[:, 0]).to(cubes.device)
+            inp, _ = make_pairs(cubes[sel], b[:, 1], rotations, mask, opts.cube_size)
+            with _autocast(cubes.device, amp):
+                model(inp)
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    model.eval()
+
+
+def _validation_loss(model, cubes, val, rotations, mask, opts, amp) -> tuple[float, float]:
+    """Mean L1 of the model and of the identity (input as prediction) on the held-out pairs."""
+    if len(val) == 0:
+        return float("nan"), float("nan")
+    model.eval()
+    total = ident = 0.0
     with torch.no_grad():
         for s in range(0, len(val), opts.batch_size):
             b = val[s:s + opts.batch_size]
@@ -329,7 +384,9 @@ def _validation_loss(model, cubes, val, rotations, mask, opts, amp) -> float:
             inp, tgt = make_pairs(cubes[sel], b[:, 1], rotations, mask, opts.cube_size)
             with _autocast(cubes.device, amp):
                 total += F.l1_loss(model(inp).float(), tgt, reduction="sum").item()
-    return total / (len(val) * opts.cube_size ** 3)
+            ident += F.l1_loss(inp, tgt, reduction="sum").item()
+    n = len(val) * opts.cube_size ** 3
+    return total / n, ident / n
 
 
 def write_iteration(result: dict, model_path, filled_path, loss_path,

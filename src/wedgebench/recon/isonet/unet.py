@@ -24,11 +24,9 @@ LEAKY_SLOPE = 0.05
 
 
 def _conv_unit(cin: int, cout: int, dropout: float) -> list[nn.Module]:
-    layers = [nn.Conv3d(cin, cout, 3, padding=1), nn.BatchNorm3d(cout)]
-    if dropout > 0:
-        layers.append(nn.Dropout(dropout))
-    layers.append(nn.LeakyReLU(LEAKY_SLOPE))
-    return layers
+    # the Dropout module is kept at p = 0 too, so state-dict keys do not depend on p
+    return [nn.Conv3d(cin, cout, 3, padding=1), nn.BatchNorm3d(cout), nn.Dropout(dropout),
+            nn.LeakyReLU(LEAKY_SLOPE)]
 
 
 def conv_block(cin: int, cout: int, convs: int, dropout: float) -> nn.Sequential:
@@ -50,10 +48,14 @@ class UNet(nn.Module):
         Convolutions per block.
     dropout : float
         Dropout probability after each convolution's batch norm (0 disables).
+    identity_init : bool
+        Initialise the output convolution to zero, so that the untrained network is
+        exactly the identity (residual learning starts from the input). IsoNet v1
+        uses the default random initialisation (False).
     """
 
     def __init__(self, filters=(64, 128, 256), convs_per_block: int = 3,
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, identity_init: bool = False):
         super().__init__()
         filters = [int(f) for f in filters]
         if not filters or min(filters) < 1 or convs_per_block < 1:
@@ -81,6 +83,9 @@ class UNet(nn.Module):
             self.dec.append(conv_block(2 * f, f, convs_per_block, dropout))
             cin = f
         self.out = nn.Conv3d(filters[0], 1, 1)
+        if identity_init:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     @property
     def multiple(self) -> int:
