@@ -7,6 +7,11 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
+# `--resources gpu=1` serialises GPU jobs on one workstation without throttling a cluster.
+resource_scopes:
+    gpu="local",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/phantoms.smk"
 include: "workflow/rules/tiltseries.smk"

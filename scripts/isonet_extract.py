@@ -8,7 +8,8 @@ log = runlog.start(sm.log[0], sm.threads)
 p = sm.params
 tomo, voxel = read_mrc(sm.input.tomo)
 res = extract.extract_subtomos(tomo, p.n_subtomos, p.cube_size, p.crop_size, p.invert, p.seed,
-                               p.percentiles, p.mask, source=sm.input.tomo)
+                               p.percentiles, p.mask, source=sm.input.tomo,
+                               normalisation=p.normalisation)
 log.info("%d subtomograms of %d³ from %s (mask keeps %.1f %% of %s; contrast inverted: %s)",
          len(res["cubes"]), p.crop_size, sm.input.tomo, 100 * res["mask"].mean(), tomo.shape,
          p.invert)

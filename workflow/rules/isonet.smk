@@ -102,6 +102,7 @@ rule isonet_extract:
         cube_size=lambda w: isonet_cfg(w)["cube_size"],
         crop_size=lambda w: isonet_cfg(w)["crop_size"],
         percentiles=lambda w: isonet_cfg(w)["percentiles"],
+        normalisation=lambda w: isonet_cfg(w)["normalisation"],
         mask=lambda w: dict(isonet_cfg(w)["mask"]),
         invert=isonet_invert,
         seed=dataset_seed,
