@@ -23,7 +23,7 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-SMALL = dict(width=48, depth=3, omega0=30.0, encoding="none", positivity="abs",
+SMALL = dict(width=48, depth=3, omega0=30.0, encoding="none", positivity="softplus",
              coordinates="isotropic", output_scale="auto",
              slab_size=4, overlap=0, chunks=2, anchor_iterations=300, anchor_lr=2e-3,
              anchor_lr_end=2e-4, iterations=120, lr=1e-3, lr_end=1e-4, reg_weight=0.0,
@@ -79,6 +79,10 @@ def test_fourier_encoding_and_positivity():
     assert net.body[0].linear.in_features == 10
     assert (net(c) >= 0).all()
     assert "fourier_b" in net.state_dict()
+    raw = model.CoordinateNetwork(width=8, depth=2, positivity="none", seed=2)
+    soft = model.CoordinateNetwork(width=8, depth=2, positivity="softplus", softplus_beta=3.0,
+                                   seed=2)
+    torch.testing.assert_close(soft(c), torch.log1p(torch.exp(3.0 * raw(c))) / 3.0)
     with pytest.raises(ValueError, match="encoding"):
         model.CoordinateNetwork(encoding="hash")
 

@@ -155,20 +155,24 @@ def tiny_subtomos(n=5, seed=4):
     return extract.extract_subtomos(tomo, n, 8, 16, invert=False, seed=seed), tomo
 
 
-def test_refine_iteration_keeps_the_originals_measured_region():
-    ex, _ = tiny_subtomos()
-    opts = refine.TrainOptions(**TINY)
+@pytest.mark.parametrize("mode", ["subtomogram", "tomogram"])
+def test_refine_iteration_keeps_the_originals_measured_region(mode):
+    tomo = blob_tomogram(seed=4)
+    ex = extract.extract_subtomos(tomo, 5, 8, 16, invert=False, seed=4, normalisation=mode)
+    opts = refine.TrainOptions(**TINY, normalisation=mode)
     res = refine.refine_iteration(ex["cubes"], ASYM, 1, opts, seed=0)
     mask = rotations.cube_wedge(16, ASYM)
     orig = refine.prepare_originals(torch.from_numpy(ex["cubes"]), torch.from_numpy(mask),
-                                    opts.percentiles).numpy()
+                                    opts.percentiles, mode).numpy()
     m = mask.astype(bool)
-    m[0, 0, 0] = False  # the normalisation shifts the mean
+    if mode == "subtomogram":
+        m[0, 0, 0] = False  # the per-cube re-normalisation shifts the mean
     for o, f in zip(orig, res["filled"]):
         fo, ff = np.fft.fftn(o)[m], np.fft.fftn(f)[m]
-        a = np.vdot(fo, ff).real / np.vdot(fo, fo).real  # the normalisation's scale
+        # the per-cube normalisation rescales; the tomogram mode keeps the scale
+        a = np.vdot(fo, ff).real / np.vdot(fo, fo).real if mode == "subtomogram" else 1.0
         assert a > 0
-        np.testing.assert_allclose(ff, a * fo, atol=1e-4 * np.abs(ff).max())
+        np.testing.assert_allclose(ff, a * fo, atol=1e-5 * np.abs(ff).max())
         assert not np.allclose(f, (o - o.mean()) * a + f.mean(), atol=1e-3)  # wedge filled
     assert set(res["history"][0]) >= {"train_loss", "val_loss", "val_loss_identity"}
 
@@ -277,6 +281,12 @@ def test_extraction_round_trip(tmp_path):
     again = extract.extract_subtomos(tomo, 7, 8, 16, invert=True, seed=1,
                                      mask_opts={"std_percentage": 30})
     assert np.array_equal(again["cubes"], ex["cubes"])
+    whole = extract.extract_subtomos(tomo, 7, 8, 16, invert=True, seed=1,
+                                     mask_opts={"std_percentage": 30}, normalisation="tomogram")
+    norm = extract.percentile_normalise(-tomo)[0]
+    assert np.array_equal(whole["centres"], ex["centres"])
+    for cube, (z, y, x) in zip(whole["cubes"], whole["centres"]):
+        np.testing.assert_array_equal(cube, norm[z - 8:z + 8, y - 8:y + 8, x - 8:x + 8])
 
 
 # --- resumability ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Interruption and determinism, proven with real Snakemake runs.
 
-One uninterrupted run of a one-dataset tiny config is the reference. A second run of the
-same config in another directory is SIGKILLed (the whole Snakemake process group) while a
+The uninterrupted run of the tiny config (fixture ``tiny_run``) is the reference. A second
+run of the same config in another directory is SIGKILLed (the whole Snakemake process group) while a
 coordinate-network chunk job is running, then resumed with the same command. Every volume,
 tilt series and table of the resumed run must be bit-identical to the reference: this proves
 at once that a killed job leaves nothing Snakemake would take as complete, that a rerun
@@ -16,15 +16,9 @@ import time
 
 import pytest
 
-from workflow_utils import REPO, run_snakemake, tiny_config
+from workflow_utils import REPO, run_snakemake
 
 import yaml
-
-
-def one_dataset_config():
-    cfg = tiny_config()
-    cfg["datasets"] = {"spheres": cfg["datasets"]["spheres"]}
-    return cfg
 
 
 def digests(root):
@@ -62,15 +56,8 @@ def kill_when(workdir, cfg, marker_glob, timeout=600):
     return False
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("reference")
-    run_snakemake(workdir, one_dataset_config())
-    return workdir
-
-
-def test_killed_run_resumes_to_identical_files(reference, tmp_path):
-    cfg = one_dataset_config()
+def test_killed_run_resumes_to_identical_files(tiny_run, tmp_path):
+    reference, cfg = tiny_run
     workdir = tmp_path / "killed"
     assert kill_when(workdir, cfg, "results/logs/spheres/*/cn_chunk*.log"), \
         "the run ended before a CN chunk started"
@@ -87,7 +74,3 @@ def test_killed_run_resumes_to_identical_files(reference, tmp_path):
     assert not differing, differing
     assert (workdir / "results" / "report" / "table1.csv").is_file()
 
-
-def test_rerun_after_completion_does_nothing(reference):
-    proc = run_snakemake(reference, one_dataset_config(), "-n")
-    assert "Nothing to be done" in proc.stdout + proc.stderr

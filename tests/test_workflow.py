@@ -9,17 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_utils import run_snakemake, tiny_config
+from workflow_utils import run_snakemake
 
 METHODS = ["imod_wbp", "eman2_fourier", "cn", "isonet"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    cfg = tiny_config()
-    run_snakemake(workdir, cfg)
-    return workdir, cfg
 
 
 def test_every_output_file_is_written(tiny_run):

@@ -1,0 +1,18 @@
+"""Shared fixtures: one real Snakemake run of the tiny config serves several test modules."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from workflow_utils import run_snakemake, tiny_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """(workdir, config) of a completed, uninterrupted run of tests/configs/tiny.yaml."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    cfg = tiny_config()
+    run_snakemake(workdir, cfg)
+    return workdir, cfg
