@@ -5,7 +5,8 @@ run of the same config in another directory is SIGKILLed (the whole Snakemake pr
 coordinate-network chunk job is running, then resumed with the same command. Every volume,
 tilt series and table of the resumed run must be bit-identical to the reference: this proves
 at once that a killed job leaves nothing Snakemake would take as complete, that a rerun
-finishes only what is missing, and that the pipeline is deterministic on the CPU.
+finishes only what is missing, and that the pipeline is deterministic on the CPU. (A
+SIGKILLed Snakemake leaves its directory lock behind: ``snakemake --unlock`` releases it.)
 """
 import hashlib
 import os
@@ -67,6 +68,9 @@ def test_killed_run_resumes_to_identical_files(tiny_run, tmp_path):
     for path in (workdir / "results").rglob("*.mrc"):
         with mrcfile.open(path, permissive=False) as m:
             assert m.data is not None
+    # a SIGKILLed Snakemake cannot remove its lock: release it as the README says, then
+    # rerun the same command
+    run_snakemake(workdir, cfg, "--unlock")
     run_snakemake(workdir, cfg)
     ref, got = digests(reference), digests(workdir)
     assert ref.keys() == got.keys()

@@ -21,21 +21,24 @@ def _isonet_merge(base, over):
 
 
 def _isonet_check_overrides():
-    """`isonet.per_dataset.<dataset>` may only name configured datasets and isonet keys."""
+    """Each `isonet.per_dataset.<dataset>` merged over `isonet` must satisfy the isonet
+    schema (datasets that are not configured are allowed, so that presets can carry
+    overrides for optional datasets)."""
+    import jsonschema
+
     with open(SCHEMA) as fh:
-        props = yaml.safe_load(fh)["properties"]["isonet"]["properties"]
+        schema = yaml.safe_load(fh)["properties"]["isonet"]
+    base = {k: v for k, v in config["isonet"].items() if k != "per_dataset"}
     problems = []
     for ds, over in (config["isonet"].get("per_dataset") or {}).items():
         key = f"isonet.per_dataset.{ds}"
-        if ds not in config["datasets"]:
-            problems.append(f"config key '{key}': no dataset {ds!r} is configured")
-        for k, v in (over or {}).items():
-            if k not in props or k == "per_dataset":
-                problems.append(f"config key '{key}.{k}': not an isonet setting")
-            elif isinstance(v, dict):
-                sub = props[k].get("properties", {})
-                problems += [f"config key '{key}.{k}.{kk}': not an isonet.{k} setting"
-                             for kk in v if kk not in sub]
+        for k in ("per_dataset", "keep_filled"):
+            if k in (over or {}):
+                problems.append(f"config key '{key}.{k}': not a per-dataset setting")
+        merged = _isonet_merge(base, over or {})
+        for err in jsonschema.Draft202012Validator(schema).iter_errors(merged):
+            path = ".".join(str(p) for p in err.absolute_path)
+            problems.append(f"config key '{key}{'.' + path if path else ''}': {err.message}")
     if problems:
         raise ValueError("invalid configuration:\n  " + "\n  ".join(problems))
 

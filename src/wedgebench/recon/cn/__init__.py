@@ -1,4 +1,4 @@
-"""Coordinate-network (CN) reconstruction, fitted per y-slab (see ``docs``/README).
+"""Coordinate-network (CN) reconstruction, fitted per y-slab.
 
 - :mod:`.model`: the SIREN coordinate network (optional Fourier features).
 - :mod:`.fit`: fitting a network to the tilt-series rows of a slab; anchor and

@@ -9,12 +9,15 @@ Initialisation (SIREN): the first layer's weights are ``U(−1/in, 1/in)``, ever
 later layer's ``U(±√(6/in)/ω0)`` (``in`` = its fan-in, i.e. ``width``); biases keep
 PyTorch's default ``U(±1/√in)``.
 
-Optional non-negative output (``positivity: abs``, not in the paper): the density
-is ``|f(p)|``. Unlike a ReLU, the absolute value never blocks a voxel's gradient,
-and it builds into the fit the prior that densities are non-negative (the
-paper's output is clipped at 0 afterwards, which this makes consistent with the
-data term). For data whose zero level is not the background (inverted contrast,
-unnormalised measured stacks) use ``none``.
+Optional non-negative output (not in the paper, whose output is merely clipped at 0
+afterwards): ``positivity: softplus`` gives the density ``softplus_β(f) =
+log(1 + exp(β f)) / β``, which builds the prior that densities are non-negative
+into the fit. Softplus is monotone, so unlike ``abs`` (``|f|``) it cannot create
+dark "creases" where ``f`` changes sign inside an object (such creases, once formed,
+are carried from slab to slab by the warm starts), and unlike a ReLU it never blocks
+a voxel's gradient. β is in units of the (gain-normalised, order-one) output.
+For data whose zero level is not the background (inverted contrast, unnormalised
+measured stacks) use ``none``.
 
 Optional Fourier-feature encoding (Tancik et al. 2020): the coordinates are
 first mapped to ``[sin(2π B p), cos(2π B p)]`` with a fixed Gaussian matrix
@@ -34,16 +37,16 @@ from torch import nn
 #: ``workflow/schemas/config.schema.yaml`` (a test checks this), i.e. the CPU preset.
 CN_DEFAULTS = {
     "width": 64, "depth": 3, "omega0": 30.0, "encoding": "none", "n_features": 64,
-    "fourier_scale": 4.0, "positivity": "abs", "coordinates": "isotropic",
-    "output_scale": "auto", "slab_size": 8, "params_per_measurement": 2.0, "overlap": 0,
-    "chunks": 2, "anchor_iterations": 300, "anchor_lr": 1.0e-3, "anchor_lr_end": 1.0e-4,
-    "iterations": 150, "lr": 1.0e-3, "lr_end": 1.0e-4, "reg_weight": 0.0,
-    "output": "clip_rescale", "mixed_precision": True, "log_every": 0, "mem_mb": 2000,
-    "runtime": 60,
+    "fourier_scale": 4.0, "positivity": "softplus", "softplus_beta": 5.0,
+    "coordinates": "isotropic", "output_scale": "auto", "slab_size": 8,
+    "params_per_measurement": 2.0, "overlap": 0, "chunks": 2, "anchor_iterations": 300,
+    "anchor_lr": 1.0e-3, "anchor_lr_end": 1.0e-4, "iterations": 150, "lr": 1.0e-3,
+    "lr_end": 1.0e-4, "reg_weight": 0.0, "output": "clip_rescale", "mixed_precision": True,
+    "log_every": 0, "mem_mb": 2000, "runtime": 60,
 }
 
 ENCODINGS = ("none", "fourier")
-POSITIVITY = ("none", "abs")
+POSITIVITY = ("none", "abs", "softplus")
 
 
 class SineLayer(nn.Module):
@@ -98,21 +101,26 @@ class CoordinateNetwork(nn.Module):
     scale : float
         Standard deviation of the Fourier frequencies, in cycles per unit length
         (the slab spans [0, 1] along each axis).
-    positivity : {"none", "abs"}
-        Output transform: none (the paper) or the absolute value.
+    positivity : {"none", "abs", "softplus"}
+        Output transform: none (the paper), the absolute value, or softplus.
+    softplus_beta : float
+        β of the softplus (> 0).
     seed : int
         Seed of the initialisation (and of the Fourier matrix).
     """
 
     def __init__(self, width: int = 256, depth: int = 5, omega0: float = 30.0,
                  encoding: str = "none", n_features: int = 64, scale: float = 4.0,
-                 positivity: str = "none", seed: int = 0):
+                 positivity: str = "none", softplus_beta: float = 5.0, seed: int = 0):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"cn encoding must be one of {ENCODINGS}, got {encoding!r}")
         if positivity not in POSITIVITY:
             raise ValueError(f"cn positivity must be one of {POSITIVITY}, got {positivity!r}")
+        if not float(softplus_beta) > 0:
+            raise ValueError(f"cn softplus_beta must be > 0, got {softplus_beta}")
         self.positivity = positivity
+        self.softplus_beta = float(softplus_beta)
         if int(width) < 1 or int(depth) < 1:
             raise ValueError(f"cn width and depth must be >= 1, got {width}, {depth}")
         gen = torch.Generator().manual_seed(int(seed))
@@ -147,7 +155,11 @@ class CoordinateNetwork(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """Density at ``coords[..., 3]`` (x, y, z); returns ``[...]``."""
         out = self.head(self.body(self.encode(coords)))[..., 0]
-        return out.abs() if self.positivity == "abs" else out
+        if self.positivity == "abs":
+            return out.abs()
+        if self.positivity == "softplus":
+            return nn.functional.softplus(out, beta=self.softplus_beta)
+        return out
 
 
 def n_parameters(module: nn.Module) -> int:
@@ -176,7 +188,7 @@ def build_network(cfg: dict, seed: int = 0) -> CoordinateNetwork:
     return CoordinateNetwork(width=cfg["width"], depth=cfg["depth"], omega0=cfg["omega0"],
                              encoding=cfg["encoding"], n_features=cfg["n_features"],
                              scale=cfg["fourier_scale"], positivity=cfg["positivity"],
-                             seed=seed)
+                             softplus_beta=cfg["softplus_beta"], seed=seed)
 
 
 def slab_coordinates(nz: int, j: int, nx: int, device="cpu",

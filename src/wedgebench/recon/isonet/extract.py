@@ -1,10 +1,12 @@
 """IsoNet's Extract step: random subtomograms inside the mask, normalised, listed in a STAR file.
 
 Subtomograms are ``crop_size³`` cubes whose centres are drawn at random (seeded)
-among the mask voxels where the whole cube fits inside the tomogram. Each cube
+among the mask voxels where the whole cube fits inside the tomogram. The tomogram
 is contrast-inverted when requested (IsoNet multiplies by −1 so that EM density,
-dark in a tomogram, becomes bright) and percentile-normalised (4–96 % by default:
-the lower percentile maps to 0, the upper to 1).
+dark in a tomogram, becomes bright) and the cubes are percentile-normalised
+(4–96 % by default: the lower percentile maps to 0, the upper to 1), each on its
+own as IsoNet does (``normalisation="subtomogram"``) or all with the whole
+tomogram's percentiles (``"tomogram"``, the normalisation the predict step applies).
 
 Files: one 4-D MRC stack ``[n, c, c, c]`` holds all cubes; the STAR file lists one
 row per subtomogram, ``rlnImageName = "<index>@<stack file name>"`` (1-based, the
