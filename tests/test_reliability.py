@@ -15,20 +15,44 @@ import subprocess
 import sys
 import time
 
-import pytest
+import mrcfile
+import numpy as np
+import torch
+import yaml
 
 from workflow_utils import REPO, run_snakemake
 
-import yaml
+
+def content_digest(path):
+    """sha256 of a result's content (MRC and STAR headers carry a creation time)."""
+    h = hashlib.sha256()
+    if path.suffix == ".mrc":
+        with mrcfile.open(path, permissive=False) as m:
+            h.update(np.ascontiguousarray(m.data).tobytes())
+            h.update(np.float32(m.voxel_size.x).tobytes())
+    elif path.suffix == ".pt":
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for key in sorted(state):
+            h.update(key.encode())
+            h.update(state[key].cpu().numpy().tobytes())
+    elif path.suffix == ".npz":
+        with np.load(path) as data:
+            for key in sorted(data.files):
+                h.update(key.encode())
+                h.update(data[key].tobytes())
+    elif path.suffix == ".star":  # the first line is a creation-time comment
+        h.update("".join(line for line in path.read_text().splitlines(True)
+                         if not line.startswith("#")).encode())
+    else:
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def digests(root):
-    """sha256 of every result file whose bytes must not depend on timing."""
-    out = {}
-    for path in sorted((root / "results").rglob("*")):
-        if path.is_file() and path.suffix in (".mrc", ".tlt", ".star", ".pt", ".npy"):
-            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+    """Content digests of every result whose content must not depend on timing."""
+    return {str(p.relative_to(root)): content_digest(p)
+            for p in sorted((root / "results").rglob("*"))
+            if p.is_file() and p.suffix in (".mrc", ".tlt", ".star", ".pt", ".npy", ".npz")}
 
 
 def kill_when(workdir, cfg, marker_glob, timeout=600):
@@ -64,7 +88,6 @@ def test_killed_run_resumes_to_identical_files(tiny_run, tmp_path):
         "the run ended before a CN chunk started"
     assert not (workdir / "results" / "report" / "table1.csv").exists()
     # nothing Snakemake would take as complete: every MRC present is whole and readable
-    import mrcfile
     for path in (workdir / "results").rglob("*.mrc"):
         with mrcfile.open(path, permissive=False) as m:
             assert m.data is not None
