@@ -10,7 +10,8 @@ from wedgebench.geometry import present_mask, tilt_angles
 from wedgebench.io import InputError
 from wedgebench.metrics import compute_metrics, reprojection_error
 from wedgebench.metrics.fsc import directional_fsc, fsc, fsc_auc, fsc_resolution
-from wedgebench.metrics.image import psnr, psnr_slices, ssim, ssim_slices, vif, vifp
+from wedgebench.metrics.image import (_vifp_terms, psnr, psnr_slices, ssim, ssim_slices, vif,
+                                     vifp)
 from wedgebench.metrics.normalise import affine_fit, normalise_pair
 from wedgebench.metrics.shape import object_zx_ratios, sphere_zx_ratio
 
@@ -126,12 +127,25 @@ def test_vif_small_images_and_volumes():
     v = vif(a, b)
     assert 0 < v < 1
     assert vif(a, a) == pytest.approx(1.0, abs=1e-6)
-    # the mean of per-slice VIFp on the gt's 0-255 scale
+    # VIFp pooled over the y-slices on the gt's 0-255 scale: sum(num) / sum(den)
     s = 255 / (a.max() - a.min())
-    want = np.mean([vifp((a[:, j] - a.min()) * s, (b[:, j] - a.min()) * s)
-                    for j in range(a.shape[1])])
+    terms = [_vifp_terms((a[:, j] - a.min()) * s, (b[:, j] - a.min()) * s, 2.0, 1 / 12)
+             for j in range(a.shape[1])]
+    want = sum(n for n, _ in terms) / sum(d for _, d in terms)
     assert v == pytest.approx(want, rel=1e-12)
     assert np.isnan(vifp(np.ones((20, 20)), np.ones((20, 20))))  # flat gt: undefined
+
+
+def test_vif_ignores_float_noise_of_an_empty_background():
+    """A nearly empty ground truth (float tails of a low-pass) must not turn background
+    artefacts of a reconstruction into "information" (VIF stays <= 1)."""
+    rng = np.random.default_rng(2)
+    gt = np.zeros((48, 8, 48))
+    gt[20:28, :, 20:28] = 1.0
+    from scipy.ndimage import gaussian_filter
+    gt = gaussian_filter(gt, 1.5)  # tails ~1e-12 far from the object
+    rec = gt + 0.05 * gaussian_filter(rng.normal(size=gt.shape), 1.0)
+    assert 0 < vif(gt, rec) <= 1.0
 
 
 # ---------------------------------------------------------------- FSC

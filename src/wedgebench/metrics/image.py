@@ -118,8 +118,12 @@ def _filter_valid(img: np.ndarray, w: np.ndarray) -> np.ndarray:
     return ndimage.correlate1d(out, w, axis=-1, mode="constant")[..., h:nx - h]
 
 
-def _vifp_terms(gt: np.ndarray, rec: np.ndarray, sigma_nsq: float):
-    """Numerator and denominator sums of VIFp for a batch of images ``[..., H, W]``."""
+def _vifp_terms(gt: np.ndarray, rec: np.ndarray, sigma_nsq: float, flat: float = _EPS):
+    """Numerator and denominator sums of VIFp for a batch of images ``[..., H, W]``.
+
+    Local variances below ``flat`` count as a flat (information-free) region, as the
+    reference code does with 1e-10 for 8-bit images.
+    """
     num = np.zeros(gt.shape[:-2])
     den = np.zeros(gt.shape[:-2])
     for scale, n in enumerate(VIF_WINDOWS):
@@ -137,11 +141,11 @@ def _vifp_terms(gt: np.ndarray, rec: np.ndarray, sigma_nsq: float):
         s2 = np.maximum(s2, 0)
         g = s12 / (s1 + _EPS)
         sv = s2 - g * s12
-        flat1 = s1 < _EPS
+        flat1 = s1 < flat
         g = np.where(flat1, 0, g)
         sv = np.where(flat1, s2, sv)
         s1 = np.where(flat1, 0, s1)
-        flat2 = s2 < _EPS
+        flat2 = s2 < flat
         g = np.where(flat2, 0, g)
         sv = np.where(flat2, 0, sv)
         neg = g < 0
@@ -175,15 +179,24 @@ def vifp(gt, rec, sigma_nsq: float = 2.0) -> float:
 
 
 def vif(gt, rec, data_range: float | None = None, axis: int = 1,
-        sigma_nsq: float = 2.0) -> float:
+        sigma_nsq: float = 2.0, flat: float = 1.0 / 12.0) -> float:
     """VIFp of a 2-D image pair, or the mean VIFp over the 2-D slices of a volume pair.
 
     Both arrays are first mapped with the same affine function that sends the ground
     truth's ``[min, min + data_range]`` onto [0, 255] (the scale ``sigma_nsq = 2``
     is meant for), one map for the whole volume so that slices keep their relative
     contrast. Volumes are cut into slices along ``axis`` (default 1: y-slices, the
-    [z, x] planes; see the module docstring); slices where the ground truth is flat
-    (VIFp undefined) are left out of the mean.
+    [z, x] planes; see the module docstring) and VIF is pooled over them (sum of the
+    numerators over sum of the denominators, as VIF pools over pixels and scales):
+    a per-slice mean would be dominated by nearly empty slices, whose tiny
+    denominators make their ratio explode.
+
+    Simulated volumes are floats, so background that an 8-bit image would hold exactly
+    constant has tiny non-zero local variance; there the VIFp gain ``g`` is enormous
+    and any reconstruction artefact counts as "information". Variances below ``flat``
+    (default 1/12, the variance of one grey level's quantisation noise on the 0–255
+    scale) are therefore treated as flat, like the reference code's 1e-10 for 8-bit
+    images. 2-D input keeps the reference behaviour (equal to sewar).
 
     With fewer than 41 voxels along a slice dimension the coarsest scales drop out
     (see :func:`vifp`); e.g. with nz = 32 only the 17- and 9-pixel scales count.
@@ -214,9 +227,8 @@ def vif(gt, rec, data_range: float | None = None, axis: int = 1,
     nums, dens = [], []
     for s in range(0, g.shape[0], per_chunk):
         n, d = _vifp_terms((g[s:s + per_chunk] - lo) * scale,
-                           (r[s:s + per_chunk] - lo) * scale, sigma_nsq)
+                           (r[s:s + per_chunk] - lo) * scale, sigma_nsq, flat)
         nums.append(n)
         dens.append(d)
-    num, den = np.concatenate(nums), np.concatenate(dens)
-    ok = den > 0
-    return float(np.mean(num[ok] / den[ok])) if np.any(ok) else float("nan")
+    num, den = float(np.sum(np.concatenate(nums))), float(np.sum(np.concatenate(dens)))
+    return num / den if den > 0 else float("nan")
