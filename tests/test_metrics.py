@@ -137,15 +137,16 @@ def test_vif_small_images_and_volumes():
 
 
 def test_vif_ignores_float_noise_of_an_empty_background():
-    """A nearly empty ground truth (float tails of a low-pass) must not turn background
-    artefacts of a reconstruction into "information" (VIF stays <= 1)."""
-    rng = np.random.default_rng(2)
-    gt = np.zeros((48, 8, 48))
-    gt[20:28, :, 20:28] = 1.0
+    """Nearly empty y-slices (only the float tails of a low-pass) must not dominate: a
+    per-slice mean gives them ratios of ~25 here (mean ~4.9); pooled VIF stays <= 1."""
     from scipy.ndimage import gaussian_filter
-    gt = gaussian_filter(gt, 1.5)  # tails ~1e-12 far from the object
+
+    rng = np.random.default_rng(2)
+    gt = np.zeros((48, 12, 48))
+    gt[20:28, 4:8, 20:28] = 1.0
+    gt = gaussian_filter(gt, 1.0)
     rec = gt + 0.05 * gaussian_filter(rng.normal(size=gt.shape), 1.0)
-    assert 0 < vif(gt, rec) <= 1.0
+    assert 0.5 < vif(gt, rec) <= 1.0
 
 
 # ---------------------------------------------------------------- FSC
