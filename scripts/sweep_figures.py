@@ -1,5 +1,4 @@
 """Snakemake entry point: Figure 5-style metric-versus-tilt-scheme plots of one dataset."""
-import os
 
 import pandas as pd
 

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -16,3 +17,12 @@ def tiny_run(tmp_path_factory):
     cfg = tiny_config()
     run_snakemake(workdir, cfg)
     return workdir, cfg
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """In-process numerics run on one thread (the machine is small and shared)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from scipy import ndimage
 
 from wedgebench.io import InputError
@@ -29,14 +28,6 @@ from wedgebench.tiltseries import simulate_projections
 NZ, NY, NX = 32, 4, 64
 FULL = np.arange(-89, 89 + 1e-9, 1.0)
 WEDGE60 = np.arange(-60, 60 + 1e-9, 2.0)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _coords():

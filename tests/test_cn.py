@@ -15,12 +15,6 @@ from wedgebench.recon.cn import fit, model, slabs
 from wedgebench.tiltseries import simulate_tiltseries
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 SMALL = dict(width=48, depth=3, omega0=30.0, encoding="none", positivity="softplus",

@@ -17,13 +17,6 @@ from wedgebench.recon.isonet.unet import UNet, count_parameters
 ASYM = tilt_angles([-50, 60], 2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def blob_tomogram(shape=(24, 40, 40), n=12, seed=0):
     """Random Gaussian blobs (bright density) on a zero background."""

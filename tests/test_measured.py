@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from wedgebench.geometry import tilt_angles
 from wedgebench.io import write_mrc, write_tlt

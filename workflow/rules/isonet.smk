@@ -188,11 +188,5 @@ rule isonet_runtime:
     resources:
         mem_mb=500,
         runtime=5,
-    run:
-        from wedgebench.io import write_json
-        from wedgebench.metrics.run import read_runtime
-
-        runtime = read_runtime(list(input))
-        write_json(output[0], runtime)
-        with open(log[0], "w") as fh:
-            fh.write(f"{len(input)} IsoNet jobs: {runtime}\n")
+    script:
+        "../../scripts/isonet_runtime.py"
