@@ -18,6 +18,8 @@ rule imod_wbp:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/wbp.py"
 
@@ -39,5 +41,7 @@ rule eman2_fourier:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/fourier.py"

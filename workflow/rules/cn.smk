@@ -42,6 +42,8 @@ rule cn_anchor:
     threads: stage_threads("cn")
     resources:
         **cn_resources(),
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/cn_anchor.py"
 
@@ -67,6 +69,8 @@ rule cn_chunk:
     threads: stage_threads("cn")
     resources:
         **cn_resources(),
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/cn_chunk.py"
 
@@ -90,5 +94,7 @@ rule cn_merge:
     resources:
         mem_mb=int(config["cn"]["mem_mb"]),
         runtime=10,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/cn_merge.py"

@@ -11,6 +11,7 @@ with open(SCHEMA) as fh:
 validate(config, SCHEMA)  # fills defaults from the schema
 
 RESULTS = "results"
+CONDA_ENV = "../../envs/wedgebench.yaml"  # for --sdm conda; relative to the rule files
 GT = RESULTS + "/{dataset}/ground_truth.mrc"
 TS = RESULTS + "/{dataset}/{acq}/tiltseries.mrc"
 TLT = RESULTS + "/{dataset}/{acq}/tiltseries.tlt"

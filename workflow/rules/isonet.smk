@@ -117,6 +117,8 @@ rule isonet_extract:
     resources:
         mem_mb=lambda w: int(isonet_cfg(w)["mem_mb"]),
         runtime=30,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/isonet_extract.py"
 
@@ -145,6 +147,8 @@ rule isonet_refine:
     threads: stage_threads("isonet")
     resources:
         **isonet_resources(),
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/isonet_refine.py"
 
@@ -170,6 +174,8 @@ rule isonet_predict:
     threads: stage_threads("isonet")
     resources:
         **isonet_resources(),
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/isonet_predict.py"
 
@@ -188,5 +194,7 @@ rule isonet_runtime:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/isonet_runtime.py"

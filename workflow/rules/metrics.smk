@@ -30,5 +30,7 @@ rule metrics:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/metrics.py"

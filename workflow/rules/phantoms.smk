@@ -18,5 +18,7 @@ rule phantom:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/phantom.py"

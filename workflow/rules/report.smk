@@ -23,6 +23,8 @@ rule table1:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/table.py"
 
@@ -45,6 +47,8 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/figures.py"
 
@@ -62,5 +66,7 @@ rule sweep_figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/sweep_figures.py"

@@ -19,6 +19,8 @@ rule tiltseries:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/tiltseries.py"
 
@@ -42,6 +44,8 @@ rule import_tiltseries:
     resources:
         mem_mb=4000,
         runtime=10,
+    conda:
+        CONDA_ENV
     script:
         "../../scripts/import_tiltseries.py"
 
