@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -44,9 +45,14 @@ def blob_tomogram(shape, seed=0, density=2e-3):
 
 
 def timed(fn, *args, **kwargs):
-    t = time.perf_counter()
+    """``(result, wall seconds)``; the process CPU seconds are added to ``CPU[0]``."""
+    t, c = time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
+    CPU[0] += time.process_time() - c
     return out, time.perf_counter() - t
+
+
+CPU = [0.0]
 
 
 def bench_default(cfg: dict, shapes: dict) -> list[dict]:
@@ -55,6 +61,7 @@ def bench_default(cfg: dict, shapes: dict) -> list[dict]:
     rows = []
     for name, shape in shapes.items():
         tomo = blob_tomogram(shape)
+        CPU[0] = 0.0
         ex, t_ex = timed(extract.extract_subtomos, tomo, cfg["n_subtomos"], cfg["cube_size"],
                          cfg["crop_size"], False, 1, cfg["percentiles"], cfg["mask"])
         r1, t1 = timed(refine.refine_iteration, ex["cubes"], ANGLES, 1, opts, seed=1)
@@ -64,13 +71,14 @@ def bench_default(cfg: dict, shapes: dict) -> list[dict]:
         _, t_pred = timed(predict.predict_tomogram, tomo, r2["state"], opts, False, p["tile"],
                           p["overlap"], p["batch_size"])
         total = t_ex + cfg["iterations"] * (t1 + t2) / 2 + t_pred
+        cpu = CPU[0] / (t_ex + t1 + t2 + t_pred) * total
         rows.append(dict(dataset=name, shape=shape, extract_s=t_ex, iter1_s=t1, iter2_s=t2,
                          predict_s=t_pred, steps=r1["history"][0]["steps"],
-                         est_total_s=total))
+                         est_total_s=total, est_cpu_s=cpu))
     return rows
 
 
-def bench_paper(cfg: dict, batch: int, steps: int = 3) -> dict:
+def bench_paper(cfg: dict, batch: int, steps: int = 2) -> dict:
     """Per-step and per-forward seconds at the paper's sizes, extrapolated to an iteration."""
     opts = refine.TrainOptions(**refine.train_options(cfg))
     model = refine.build_model(opts)
@@ -134,14 +142,15 @@ def main():
     paper = dict(default["isonet"])
     paper.update(yaml.safe_load((REPO / "configs" / "isonet_paper.yaml").read_text())["isonet"])
     shapes = {name: tuple(ds["shape"]) for name, ds in default["datasets"].items()}
-    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (timings scale with it)")
     print("\n== default sizes (config.yaml), measured end to end ==")
     for r in bench_default(default["isonet"], shapes):
         print(f"{r['dataset']:10s} {str(r['shape']):15s} extract {r['extract_s']:5.2f} s | "
               f"iteration 1 {r['iter1_s']:5.1f} s, 2 {r['iter2_s']:5.1f} s "
               f"({r['steps']} steps/epoch) | predict {r['predict_s']:5.2f} s | "
               f"est. total ({default['isonet']['iterations']} iterations) "
-              f"{r['est_total_s']:6.1f} s")
+              f"{r['est_total_s']:6.1f} s wall, {r['est_cpu_s']:6.1f} CPU-s")
     if args.skip_paper:
         return
     print("\n== paper sizes (configs/isonet_paper.yaml), EXTRAPOLATED from a few steps ==")
