@@ -41,7 +41,8 @@ def expected_jobs(cfg, n_datasets, n_acq):
         "phantom": n_datasets, "tiltseries": runs, "imod_wbp": runs, "eman2_fourier": runs,
         "cn_anchor": runs, "cn_chunk": runs * cfg["cn"]["chunks"], "cn_merge": runs,
         "isonet_extract": runs, "isonet_refine": runs * cfg["isonet"]["iterations"],
-        "isonet_predict": runs, "metrics": 4 * runs, "figures": runs, "table1": 1,
+        "isonet_predict": runs, "isonet_runtime": runs, "metrics": 4 * runs, "figures": runs,
+        "table1": 1,
     }
 
 
