@@ -34,28 +34,41 @@ def _deep_update(base, new):
             base[k] = v
 
 
-def expected_jobs(cfg, n_datasets, n_acq):
-    """Job counts per rule for n_datasets x n_acq simulated acquisitions (all 4 methods)."""
-    runs = n_datasets * n_acq
+def expected_jobs(cfg, datasets, n_acq):
+    """Job counts per rule for the datasets x n_acq simulated acquisitions (all 4 methods)."""
+    runs = len(datasets) * n_acq
+    per_dataset = cfg["isonet"].get("per_dataset") or {}
+    iterations = sum((per_dataset.get(d) or {}).get("iterations", cfg["isonet"]["iterations"])
+                     for d in datasets) * n_acq
     return {
         "phantom": n_datasets, "tiltseries": runs, "imod_wbp": runs, "eman2_fourier": runs,
         "cn_anchor": runs, "cn_chunk": runs * cfg["cn"]["chunks"], "cn_merge": runs,
-        "isonet_extract": runs, "isonet_refine": runs * cfg["isonet"]["iterations"],
+        "isonet_extract": runs, "isonet_refine": iterations,
         "isonet_predict": runs, "isonet_runtime": runs, "metrics": 4 * runs, "figures": runs,
         "table1": 1,
     }
 
 
-@pytest.mark.parametrize("files,n_datasets,n_acq,sweep", [
-    ((), 4, 1, False),
-    (("configs/paper.yaml",), 4, 1, False),
-    (("configs/sweep.yaml",), 1, 9, True),
-    (("configs/paper.yaml", "configs/sweep.yaml"), 1, 9, True),
+ALL = ("spheres", "shapes", "p22", "ubiquitin")
+
+
+@pytest.mark.parametrize("files,datasets,n_acq,sweep", [
+    ((), ALL, 1, False),
+    (("configs/paper.yaml",), ALL, 1, False),
+    (("configs/sweep.yaml",), ("p22",), 9, True),
+    (("configs/paper.yaml", "configs/sweep.yaml"), ("p22",), 9, True),
 ])
-def test_preset_plans_expected_jobs(tmp_path, files, n_datasets, n_acq, sweep):
+def test_preset_plans_expected_jobs(tmp_path, files, datasets, n_acq, sweep):
     counts = dry_run(tmp_path, *files)
-    want = expected_jobs(merged(*files), n_datasets, n_acq)
+    want = expected_jobs(merged(*files), datasets, n_acq)
     if sweep:
         want["sweep_figures"] = 1
     want["all"] = 1
     assert counts == want
+
+
+def test_paper_preset_runs_isonet_paper_iterations_on_every_dataset(tmp_path):
+    """config.yaml's P22 override must not leak into the paper preset (deep-merged config)."""
+    counts = dry_run(tmp_path, "configs/paper.yaml")
+    assert counts["isonet_refine"] == 30 * len(ALL)
+    assert dry_run(tmp_path / "default")["isonet_refine"] == 10 * 3 + 20
