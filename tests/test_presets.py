@@ -41,7 +41,7 @@ def expected_jobs(cfg, datasets, n_acq):
     iterations = sum((per_dataset.get(d) or {}).get("iterations", cfg["isonet"]["iterations"])
                      for d in datasets) * n_acq
     return {
-        "phantom": n_datasets, "tiltseries": runs, "imod_wbp": runs, "eman2_fourier": runs,
+        "phantom": len(datasets), "tiltseries": runs, "imod_wbp": runs, "eman2_fourier": runs,
         "cn_anchor": runs, "cn_chunk": runs * cfg["cn"]["chunks"], "cn_merge": runs,
         "isonet_extract": runs, "isonet_refine": iterations,
         "isonet_predict": runs, "isonet_runtime": runs, "metrics": 4 * runs, "figures": runs,
