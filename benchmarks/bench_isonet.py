@@ -57,9 +57,12 @@ CPU = [0.0]
 
 def bench_default(cfg: dict, shapes: dict) -> list[dict]:
     """End-to-end seconds of extract, two refine iterations and predict per dataset shape."""
-    opts = refine.TrainOptions(**refine.train_options(cfg))
     rows = []
+    base = dict(cfg)
+    per_dataset = base.pop("per_dataset", None) or {}
     for name, shape in shapes.items():
+        cfg = {**base, **(per_dataset.get(name) or {})}
+        opts = refine.TrainOptions(**refine.train_options(cfg))
         tomo = blob_tomogram(shape)
         CPU[0] = 0.0
         ex, t_ex = timed(extract.extract_subtomos, tomo, cfg["n_subtomos"], cfg["cube_size"],
@@ -72,8 +75,8 @@ def bench_default(cfg: dict, shapes: dict) -> list[dict]:
                           p["overlap"], p["batch_size"])
         total = t_ex + cfg["iterations"] * (t1 + t2) / 2 + t_pred
         cpu = CPU[0] / (t_ex + t1 + t2 + t_pred) * total
-        rows.append(dict(dataset=name, shape=shape, extract_s=t_ex, iter1_s=t1, iter2_s=t2,
-                         predict_s=t_pred, steps=r1["history"][0]["steps"],
+        rows.append(dict(dataset=name, shape=shape, iterations=cfg["iterations"], extract_s=t_ex,
+                         iter1_s=t1, iter2_s=t2, predict_s=t_pred, steps=r1["history"][0]["steps"],
                          est_total_s=total, est_cpu_s=cpu))
     return rows
 
@@ -149,7 +152,7 @@ def main():
         print(f"{r['dataset']:10s} {str(r['shape']):15s} extract {r['extract_s']:5.2f} s | "
               f"iteration 1 {r['iter1_s']:5.1f} s, 2 {r['iter2_s']:5.1f} s "
               f"({r['steps']} steps/epoch) | predict {r['predict_s']:5.2f} s | "
-              f"est. total ({default['isonet']['iterations']} iterations) "
+              f"est. total ({r['iterations']} iterations) "
               f"{r['est_total_s']:6.1f} s wall, {r['est_cpu_s']:6.1f} CPU-s")
     if args.skip_paper:
         return
