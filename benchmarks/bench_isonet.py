@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from wedgebench.config import isonet_settings
 from wedgebench.geometry import tilt_angles
 from wedgebench.recon.isonet import extract, predict, refine
 from wedgebench.recon.isonet.rotations import cube_wedge, isonet_rotations, make_pairs
@@ -55,13 +56,12 @@ def timed(fn, *args, **kwargs):
 CPU = [0.0]
 
 
-def bench_default(cfg: dict, shapes: dict) -> list[dict]:
-    """End-to-end seconds of extract, two refine iterations and predict per dataset shape."""
+def bench_default(isonet: dict, shapes: dict) -> list[dict]:
+    """End-to-end seconds of extract, two refine iterations and predict per dataset shape
+    (each dataset with its ``per_dataset`` overrides)."""
     rows = []
-    base = dict(cfg)
-    per_dataset = base.pop("per_dataset", None) or {}
     for name, shape in shapes.items():
-        cfg = {**base, **(per_dataset.get(name) or {})}
+        cfg = isonet_settings(isonet, name)
         opts = refine.TrainOptions(**refine.train_options(cfg))
         tomo = blob_tomogram(shape)
         CPU[0] = 0.0

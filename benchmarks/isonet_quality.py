@@ -18,19 +18,12 @@ from pathlib import Path
 import torch
 import yaml
 
+from wedgebench.config import deep_merge, isonet_settings
 from wedgebench.io import read_mrc, read_tiltseries
 from wedgebench.metrics import compute_metrics
 from wedgebench.recon.isonet import extract, predict, refine
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def merge(base: dict, over: dict) -> dict:
-    """``over`` deep-merged into a copy of ``base``."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def run(results: Path, dataset: str, acq: str, cfg: dict, seed: int) -> tuple[dict, dict, float]:
@@ -65,13 +58,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    base = dict(config["isonet"])
-    base = merge(base, (base.pop("per_dataset", None) or {}).get(args.dataset) or {})
+    base = isonet_settings(config["isonet"], args.dataset)
     seed = int(config["datasets"][args.dataset].get("seed", config["seed"]))  # as the workflow
     fmt = "{psnr:6.2f} {ssim:6.3f} {fsc_missing_auc:7.3f}"
     print(f"{'override':50s} {'PSNR':>6s} {'SSIM':>6s} {'miss':>7s}   WBP: PSNR SSIM miss   s")
     for text in args.overrides:
-        cfg = merge(base, yaml.safe_load(text) or {})
+        cfg = deep_merge(base, yaml.safe_load(text) or {})
         iso, wbp, sec = run(args.results, args.dataset, args.acq, cfg, seed)
         print(f"{text:50s} {fmt.format(**iso)}   {fmt.format(**wbp)} {sec:5.0f}", flush=True)
 

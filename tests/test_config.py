@@ -50,3 +50,15 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path, override, key):
     assert proc.returncode != 0
     assert f"config key '{key}" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_isonet_settings_merge_per_dataset_overrides_deeply():
+    from wedgebench.config import isonet_settings
+
+    isonet = {"iterations": 10, "unet": {"filters": [8, 16, 32], "dropout": 0.0},
+              "per_dataset": {"p22": {"iterations": 20, "unet": {"dropout": 0.3}}}}
+    p22 = isonet_settings(isonet, "p22")
+    assert p22 == {"iterations": 20, "unet": {"filters": [8, 16, 32], "dropout": 0.3}}
+    assert isonet_settings(isonet, "spheres") == {"iterations": 10,
+                                                  "unet": {"filters": [8, 16, 32], "dropout": 0.0}}
+    assert isonet["unet"]["dropout"] == 0.0  # the config itself is not modified

@@ -106,3 +106,18 @@ def acquisition_angles(config: dict, dataset: str, label: str):
     """Tilt angles (degrees) of a simulated acquisition."""
     acq = dataset_acquisitions(config, dataset)[label]
     return tilt_angles(acq.get("range"), acq.get("step"), acq.get("angles"))
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``; nested dicts are merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def isonet_settings(isonet: dict, dataset: str) -> dict:
+    """The ``isonet`` config section for one dataset: its ``per_dataset`` entry merged over
+    the common settings (``per_dataset`` itself removed)."""
+    base = {k: v for k, v in isonet.items() if k != "per_dataset"}
+    return deep_merge(base, (isonet.get("per_dataset") or {}).get(dataset) or {})

@@ -2,6 +2,7 @@
 # every iteration's model and filled subtomograms kept as files, so raising
 # `isonet.iterations` reuses the finished ones and an interrupted run resumes) -> predict
 # -> runtime.json (sum of all the IsoNet jobs' benchmark seconds).
+from wedgebench.config import deep_merge, isonet_settings
 from wedgebench.recon.isonet.refine import noise_level as isonet_noise_level
 from wedgebench.recon.isonet.refine import train_options as isonet_train_options
 
@@ -11,13 +12,6 @@ ISONET_ITER = ISONET + "/iter_{iter}"
 
 wildcard_constraints:
     iter=r"[1-9][0-9]*",
-
-
-def _isonet_merge(base, over):
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _isonet_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _isonet_check_overrides():
@@ -35,7 +29,7 @@ def _isonet_check_overrides():
         for k in ("per_dataset", "keep_filled"):
             if k in (over or {}):
                 problems.append(f"config key '{key}.{k}': not a per-dataset setting")
-        merged = _isonet_merge(base, over or {})
+        merged = deep_merge(base, over or {})
         for err in jsonschema.Draft202012Validator(schema).iter_errors(merged):
             path = ".".join(str(p) for p in err.absolute_path)
             problems.append(f"config key '{key}{'.' + path if path else ''}': {err.message}")
@@ -48,9 +42,7 @@ _isonet_check_overrides()
 
 def isonet_cfg(wildcards):
     """The isonet section with the dataset's `per_dataset` overrides applied."""
-    cfg = method_cfg("isonet")
-    over = (cfg.pop("per_dataset", None) or {}).get(wildcards.dataset) or {}
-    return _isonet_merge(cfg, over)
+    return isonet_settings(method_cfg("isonet"), wildcards.dataset)
 
 
 def isonet_invert(wildcards):
