@@ -13,6 +13,6 @@ result = evaluate(rec, stack, angles, voxel, gt=gt, halves=halves,
                   runtime_files=list(sm.input.runtime),
                   sphere_ratio=sm.params.sphere_ratio, **sm.params.opts)
 result.update(dataset=sm.wildcards.dataset, acquisition=sm.wildcards.acq,
-              method=sm.wildcards.method)
+              method=sm.wildcards.method, **sm.params.info)
 log.info("metrics: %s", {k: v for k, v in result.items() if not isinstance(v, (list, dict))})
 write_json(sm.output[0], result)

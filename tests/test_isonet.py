@@ -346,9 +346,9 @@ def test_workflow_iterations_are_cached_stages(tmp_path):
     assert out.shape == wbp.shape and np.isfinite(out).all()
     table = extract.read_subtomos(base / "isonet" / "subtomos.star")[1]
     assert len(table) == 4
-    benches = sorted((tmp_path / "results" / "benchmarks" / "spheres" / acq).glob("isonet_*.tsv"))
-    assert [b.name for b in benches] == ["isonet_extract.tsv", "isonet_predict.tsv",
-                                         "isonet_refine_1.tsv", "isonet_refine_2.tsv"]
+    benches = sorted((tmp_path / "results" / "benchmarks" / "spheres" / acq / "isonet").glob("*.tsv"))
+    assert [b.name for b in benches] == ["extract.tsv", "predict.tsv",
+                                         "refine_1.tsv", "refine_2.tsv"]
     want = sum(pd.read_csv(b, sep="\t")["s"].mean() for b in benches)
     runtime = pd.read_json(base / "isonet" / "runtime.json", typ="series")
     assert runtime["runtime_s"] == pytest.approx(want) and runtime["wall_s"] == pytest.approx(want)

@@ -5,6 +5,7 @@ import sys
 import pytest
 import yaml
 
+from wedgebench.methods import method_settings, normalise_methods
 from workflow_utils import REPO, planned_jobs
 
 
@@ -35,18 +36,34 @@ def _deep_update(base, new):
 
 
 def expected_jobs(cfg, datasets, n_acq):
-    """Job counts per rule for the datasets x n_acq simulated acquisitions (all 4 methods)."""
+    """Job counts per rule for the datasets x n_acq simulated acquisitions, from the
+    registry (every method of a kind runs that kind's rules under its own name)."""
     runs = len(datasets) * n_acq
-    per_dataset = cfg["isonet"].get("per_dataset") or {}
-    iterations = sum((per_dataset.get(d) or {}).get("iterations", cfg["isonet"]["iterations"])
-                     for d in datasets) * n_acq
-    return {
-        "phantom": len(datasets), "tiltseries": runs, "imod_wbp": runs, "eman2_fourier": runs,
-        "cn_anchor": runs, "cn_chunk": runs * cfg["cn"]["chunks"], "cn_merge": runs,
-        "isonet_extract": runs, "isonet_refine": iterations,
-        "isonet_predict": runs, "isonet_runtime": runs, "metrics": 4 * runs, "figures": runs,
-        "table1": 1,
-    }
+    names = list(cfg.get("run_methods") or normalise_methods(cfg["methods"]))
+    counts = {"phantom": len(datasets), "tiltseries": runs, "metrics": len(names) * runs,
+              "figures": runs, "table1": 1}
+
+    def add(rule, n):
+        if n:
+            counts[rule] = counts.get(rule, 0) + n
+
+    for name in names:
+        kind = normalise_methods(cfg["methods"])[name]["kind"]
+        if kind in ("imod_wbp", "eman2_fourier"):
+            add(kind, runs)
+        elif kind == "cn":
+            chunks = method_settings(cfg, name)["chunks"]
+            for rule, n in (("cn_anchor", 1), ("cn_chunk", chunks), ("cn_merge", 1)):
+                add(rule, runs * n)
+        elif kind == "isonet":
+            its = sum(method_settings(cfg, name, d)["iterations"] for d in datasets) * n_acq
+            for rule, n in (("isonet_extract", runs), ("isonet_refine", its),
+                            ("isonet_predict", runs), ("isonet_runtime", runs)):
+                add(rule, n)
+    if "imod_wbp" not in names and any(
+            normalise_methods(cfg["methods"])[n]["kind"] == "isonet" for n in names):
+        add("imod_wbp", runs)  # IsoNet's input
+    return counts
 
 
 ALL = ("spheres", "shapes", "p22", "ubiquitin")
@@ -54,6 +71,7 @@ ALL = ("spheres", "shapes", "p22", "ubiquitin")
 
 @pytest.mark.parametrize("files,datasets,n_acq,sweep", [
     ((), ALL, 1, False),
+    (("configs/variants.yaml",), ALL, 1, False),
     (("configs/paper.yaml",), ALL, 1, False),
     (("configs/sweep.yaml",), ("p22",), 9, True),
     (("configs/paper.yaml", "configs/sweep.yaml"), ("p22",), 9, True),
@@ -71,4 +89,13 @@ def test_paper_preset_runs_isonet_paper_iterations_on_every_dataset(tmp_path):
     """config.yaml's P22 override must not leak into the paper preset (deep-merged config)."""
     counts = dry_run(tmp_path, "configs/paper.yaml")
     assert counts["isonet_refine"] == 30 * len(ALL)
-    assert dry_run(tmp_path / "default")["isonet_refine"] == 10 * 3 + 20
+    default = dry_run(tmp_path / "default")
+    assert default["isonet_refine"] == 10 * 3 + 20
+
+
+def test_default_run_has_cn_and_cn_paper(tmp_path):
+    """The default Table 1 shows the paper's CN choices beside our CPU defaults."""
+    counts = dry_run(tmp_path)
+    chunks = yaml.safe_load((REPO / "config.yaml").read_text())["cn"]["chunks"]
+    assert counts["cn_anchor"] == 2 * len(ALL) and counts["cn_chunk"] == 2 * chunks * len(ALL)
+    assert counts["metrics"] == 5 * len(ALL)

@@ -110,7 +110,7 @@ def resume_and_compare(workdir, reference, cfg):
 def test_killed_run_resumes_to_identical_files(tiny_run, tmp_path):
     reference, cfg = tiny_run
     workdir = tmp_path / "killed"
-    assert kill_when(workdir, cfg, "results/logs/spheres/*/cn_chunk*.log"), \
+    assert kill_when(workdir, cfg, "results/logs/spheres/*/cn/chunk_*.log"), \
         "the run ended before a CN chunk started"
     assert_nothing_half_written(workdir)
     resume_and_compare(workdir, reference, cfg)
@@ -119,19 +119,19 @@ def test_killed_run_resumes_to_identical_files(tiny_run, tmp_path):
 def test_kill_during_isonet_iteration_then_metrics_resumes(tiny_run, tmp_path):
     reference, cfg = tiny_run
     workdir = tmp_path / "killed"
-    started = kill_when(workdir, cfg, "results/logs/*/*/isonet_refine_1.log", delay=0.5)
+    started = kill_when(workdir, cfg, "results/logs/*/*/isonet/refine_1.log", delay=0.5)
     assert started, "the run ended before an IsoNet refine iteration started"
     assert_nothing_half_written(workdir)
     # the kill came inside the iteration: it had not written all of its outputs
-    assert any(not (workdir / "results" / log.parts[-3] / log.parts[-2] / "isonet" / "iter_1" /
+    assert any(not (workdir / "results" / log.parts[-4] / log.parts[-3] / "isonet" / "iter_1" /
                     "loss.csv").exists() for log in started)
     # second interruption of the resumed run, this time inside a metrics job
     run_snakemake(workdir, cfg, "--unlock")
-    started = kill_when(workdir, cfg, "results/logs/*/*/metrics_*.log", delay=0.0)
+    started = kill_when(workdir, cfg, "results/logs/*/*/*/metrics.log", delay=0.0)
     assert started, "the run ended before a metrics job started"
     assert_nothing_half_written(workdir)
     killed = [log for log in started
-              if not (workdir / "results" / log.parts[-3] / log.parts[-2] / "metrics" /
-                      (log.stem.removeprefix("metrics_") + ".json")).exists()]
+              if not (workdir / "results" / log.parts[-4] / log.parts[-3] / "metrics" /
+                      (log.parts[-2] + ".json")).exists()]
     assert killed, "no metrics job was interrupted before writing its output"
     resume_and_compare(workdir, reference, cfg)

@@ -27,7 +27,7 @@ def fake_metrics(seed):
 def records():
     out = []
     for d in ("spheres", "p22", "mine"):
-        for i, meth in enumerate(("cn", "wbp", "isonet", "fourier")):
+        for i, meth in enumerate(("cn", "imod_wbp", "isonet", "eman2_fourier")):
             out.append({"dataset": d, "acquisition": "tilt-60_60_step2", "method": meth,
                         "metrics": fake_metrics(i), "runtime_s": 60.0 * (i + 1),
                         "wall_s": None})
@@ -41,15 +41,17 @@ def assert_png(path, min_bytes=5000):
 
 
 def test_table1_layout():
-    df = build_table1(records())
+    order = ["eman2_fourier", "imod_wbp", "isonet", "cn"]
+    df = build_table1(records(), order=order)
     assert len(df) == 12
     assert df.groupby(["dataset", "method"]).size().eq(1).all()
     for col in ("PSNR", "SSIM", "VIF", "runtime_min", "fsc_missing_auc", "fsc_present_auc",
                 "sphere_zx_ratio", "paper_PSNR", "paper_SSIM", "paper_VIF",
                 "paper_runtime_min"):
         assert col in df.columns
-    # paper order of methods within a dataset, datasets in order of appearance
-    assert df["method"].tolist()[:4] == ["fourier", "wbp", "isonet", "cn"]
+    # the registry's order of methods within a dataset, datasets in order of appearance
+    assert df["method"].tolist()[:4] == order
+    assert df["kind"].tolist()[:4] == order and (df["variant_of"] == "").all()
     assert df["dataset"].unique().tolist() == ["spheres", "p22", "mine"]
     row = df[(df.dataset == "p22") & (df.method == "cn")].iloc[0]
     assert (row.paper_PSNR, row.paper_SSIM, row.paper_VIF, row.paper_runtime_min) == \
@@ -75,7 +77,7 @@ def test_to_markdown():
     md = to_markdown(df)
     lines = md.strip().splitlines()
     assert len(lines) == 2 + 4
-    assert lines[0].startswith("| dataset | acquisition | method | PSNR")
+    assert lines[0].startswith("| dataset | acquisition | method | kind | variant_of | PSNR")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
     assert "–" in md  # NaN cells
 
@@ -134,3 +136,14 @@ def test_sweep_figures_from_records(tmp_path):
     for p in written:
         assert_png(p)
     assert sweep_figures(pd.DataFrame(rows[:1]), tmp_path / "none") == []
+
+
+def test_paper_values_stand_only_beside_a_kinds_own_instance():
+    base = {"dataset": "p22", "acquisition": "tilt-60_60_step2", "metrics": fake_metrics(0),
+            "runtime_s": 1.0, "wall_s": None}
+    df = build_table1([dict(base, method="cn"),
+                       dict(base, method="cn_paper", kind="cn", variant_of="cn"),
+                       dict(base, method="imod", kind="precomputed")])
+    assert df["paper_PSNR"].tolist()[0] == 36.1 and df["paper_PSNR"][1:].isna().all()
+    assert df["variant_of"].tolist() == ["", "cn", ""]
+    assert df["kind"].tolist() == ["cn", "cn", "precomputed"]

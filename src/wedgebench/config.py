@@ -47,7 +47,9 @@ def check_config(config: dict, schema: dict) -> None:
         problems.append(f"config key '{_key(err.absolute_path)}': value {err.instance!r} "
                         f"is invalid: {err.message}{allowed}")
     if not problems:
-        problems = _semantic_problems(config)
+        from .methods import method_problems
+
+        problems = _semantic_problems(config) + method_problems(config, schema)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
@@ -121,3 +123,36 @@ def isonet_settings(isonet: dict, dataset: str) -> dict:
     the common settings (``per_dataset`` itself removed)."""
     base = {k: v for k, v in isonet.items() if k != "per_dataset"}
     return deep_merge(base, (isonet.get("per_dataset") or {}).get(dataset) or {})
+
+
+def duplicate_key_problems(path) -> list[str]:
+    """Keys given twice in one mapping of a YAML config file (YAML loaders silently keep
+    the last one, so a second method or dataset of the same name would vanish).
+
+    Returns
+    -------
+    list of str
+        One message per duplicate, naming the file, the line and the key path.
+    """
+    import yaml
+
+    problems = []
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in seen:
+                problems.append(f"config file {path}, line {key_node.start_mark.line + 1}: "
+                                f"key {key!r} is given twice in the same mapping (names of "
+                                "methods and datasets must be unique)")
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    with open(path) as fh:
+        yaml.load(fh, Loader=Loader)
+    return problems

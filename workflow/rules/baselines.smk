@@ -1,47 +1,58 @@
 # Classic baselines: IMOD-style weighted back-projection, EMAN2-style Fourier inversion.
+# One job per tilt series; its benchmark file is the method's runtime.
+
+
+KIND_RUNTIME["imod_wbp"] = [
+    "results/benchmarks/{dataset}/{acq}/{method}/reconstruct.tsv"
+]
+KIND_RUNTIME["eman2_fourier"] = KIND_RUNTIME["imod_wbp"]
 
 
 rule imod_wbp:
     input:
-        mrc=TS,
-        tlt=TLT,
+        mrc="results/{dataset}/{acq}/tiltseries.mrc",
+        tlt="results/{dataset}/{acq}/tiltseries.tlt",
     output:
-        RESULTS + "/{dataset}/{acq}/recon/imod_wbp.mrc",
-    params:
-        thickness=thickness,
-        opts=lambda w: method_cfg("imod_wbp"),
+        "results/{dataset}/{acq}/recon/{method}.mrc",
     log:
-        LOGS + "/imod_wbp.log",
+        "results/logs/{dataset}/{acq}/{method}/reconstruct.log",
     benchmark:
-        BENCH + "/imod_wbp.tsv"
-    threads: stage_threads("recon")
+        "results/benchmarks/{dataset}/{acq}/{method}/reconstruct.tsv"
+    wildcard_constraints:
+        method=kind_pattern("imod_wbp"),
+    conda:
+        CONDA_ENV
+    threads: method_threads
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        CONDA_ENV
+    params:
+        thickness=thickness,
+        opts=settings,
     script:
         "../../scripts/wbp.py"
 
 
 rule eman2_fourier:
     input:
-        mrc=TS,
-        tlt=TLT,
+        mrc="results/{dataset}/{acq}/tiltseries.mrc",
+        tlt="results/{dataset}/{acq}/tiltseries.tlt",
     output:
-        RESULTS + "/{dataset}/{acq}/recon/eman2_fourier.mrc",
-    params:
-        thickness=thickness,
-        opts=lambda w: method_cfg("eman2_fourier"),
+        "results/{dataset}/{acq}/recon/{method}.mrc",
     log:
-        LOGS + "/eman2_fourier.log",
+        "results/logs/{dataset}/{acq}/{method}/reconstruct.log",
     benchmark:
-        BENCH + "/eman2_fourier.tsv"
-    threads: stage_threads("recon")
+        "results/benchmarks/{dataset}/{acq}/{method}/reconstruct.tsv"
+    wildcard_constraints:
+        method=kind_pattern("eman2_fourier"),
+    conda:
+        CONDA_ENV
+    threads: method_threads
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        CONDA_ENV
+    params:
+        thickness=thickness,
+        opts=settings,
     script:
         "../../scripts/fourier.py"

@@ -1,100 +1,100 @@
 # Coordinate-network (CN) reconstruction, fitted per y-slab: one anchor job (the middle
-# slab, random initialisation), then `cn.chunks` parallel chunk jobs warm-started from
-# the anchor's weights, then a merge job that stitches the slabs into RECON (method cn)
-# and sums the jobs' benchmark times into cn/runtime.json.
-
-CN = RESULTS + "/{dataset}/{acq}/cn"
-
-
-wildcard_constraints:
-    chunk=r"\d+",
+# slab, random initialisation), then `chunks` parallel chunk jobs warm-started from the
+# anchor's weights, then a merge job that stitches the slabs into the reconstruction and
+# sums the jobs' benchmark times into {method}/runtime.json. Every method of kind `cn`
+# (e.g. `cn` and `cn_paper`) runs these rules under its own name.
 
 
-def cn_chunk_ids():
-    return list(range(int(config["cn"]["chunks"])))
-
-
-def cn_resources():
-    """mem_mb / runtime (minutes) from the cn config; gpu = 1 when device is cuda (a SLURM
-    profile may also set it for device: auto)."""
-    cfg = config["cn"]
-    return dict(mem_mb=int(cfg["mem_mb"]), runtime=int(cfg["runtime"]),
-                gpu=1 if config["device"] == "cuda" else 0)
+KIND_RUNTIME["cn"] = ["results/{dataset}/{acq}/{method}/runtime.json"]
 
 
 rule cn_anchor:
     input:
-        mrc=TS,
-        tlt=TLT,
+        mrc="results/{dataset}/{acq}/tiltseries.mrc",
+        tlt="results/{dataset}/{acq}/tiltseries.tlt",
     output:
-        weights=CN + "/anchor/weights.pt",
-        slabs=CN + "/anchor/slabs.npz",
-        loss=CN + "/anchor/loss.csv",
-    params:
-        thickness=thickness,
-        opts=lambda w: method_cfg("cn"),
-        seed=dataset_seed,
-        device=config["device"],
+        weights="results/{dataset}/{acq}/{method}/anchor/weights.pt",
+        slabs="results/{dataset}/{acq}/{method}/anchor/slabs.npz",
+        loss="results/{dataset}/{acq}/{method}/anchor/loss.csv",
     log:
-        LOGS + "/cn_anchor.log",
+        "results/logs/{dataset}/{acq}/{method}/anchor.log",
     benchmark:
-        BENCH + "/cn_anchor.tsv"
-    threads: stage_threads("cn")
-    resources:
-        **cn_resources(),
+        "results/benchmarks/{dataset}/{acq}/{method}/anchor.tsv"
+    wildcard_constraints:
+        method=kind_pattern("cn"),
     conda:
         CONDA_ENV
+    threads: method_threads
+    resources:
+        mem_mb=lambda w: settings(w)["mem_mb"],
+        runtime=lambda w: settings(w)["runtime"],
+        gpu=method_gpu,
+    params:
+        thickness=thickness,
+        opts=settings,
+        seed=dataset_seed,
+        device=config["device"],
     script:
         "../../scripts/cn_anchor.py"
 
 
 rule cn_chunk:
     input:
-        mrc=TS,
-        tlt=TLT,
-        weights=CN + "/anchor/weights.pt",
+        mrc="results/{dataset}/{acq}/tiltseries.mrc",
+        tlt="results/{dataset}/{acq}/tiltseries.tlt",
+        weights="results/{dataset}/{acq}/{method}/anchor/weights.pt",
     output:
-        weights=CN + "/chunk_{chunk}/weights.pt",
-        slabs=CN + "/chunk_{chunk}/slabs.npz",
-        loss=CN + "/chunk_{chunk}/loss.csv",
-    params:
-        thickness=thickness,
-        opts=lambda w: method_cfg("cn"),
-        seed=dataset_seed,
-        device=config["device"],
+        weights="results/{dataset}/{acq}/{method}/chunk_{chunk}/weights.pt",
+        slabs="results/{dataset}/{acq}/{method}/chunk_{chunk}/slabs.npz",
+        loss="results/{dataset}/{acq}/{method}/chunk_{chunk}/loss.csv",
     log:
-        LOGS + "/cn_chunk_{chunk}.log",
+        "results/logs/{dataset}/{acq}/{method}/chunk_{chunk}.log",
     benchmark:
-        BENCH + "/cn_chunk_{chunk}.tsv"
-    threads: stage_threads("cn")
-    resources:
-        **cn_resources(),
+        "results/benchmarks/{dataset}/{acq}/{method}/chunk_{chunk}.tsv"
+    wildcard_constraints:
+        method=kind_pattern("cn"),
+        chunk=r"\d+",
     conda:
         CONDA_ENV
+    threads: method_threads
+    resources:
+        mem_mb=lambda w: settings(w)["mem_mb"],
+        runtime=lambda w: settings(w)["runtime"],
+        gpu=method_gpu,
+    params:
+        thickness=thickness,
+        opts=settings,
+        seed=dataset_seed,
+        device=config["device"],
     script:
         "../../scripts/cn_chunk.py"
 
 
 rule cn_merge:
     input:
-        mrc=TS,
-        anchor=CN + "/anchor/slabs.npz",
-        chunks=expand(CN + "/chunk_{chunk}/slabs.npz", chunk=cn_chunk_ids(), allow_missing=True),
-        anchor_bench=BENCH + "/cn_anchor.tsv",
-        chunk_benches=expand(BENCH + "/cn_chunk_{chunk}.tsv", chunk=cn_chunk_ids(),
-                             allow_missing=True),
+        mrc="results/{dataset}/{acq}/tiltseries.mrc",
+        anchor="results/{dataset}/{acq}/{method}/anchor/slabs.npz",
+        chunks=lambda w: per_chunk(
+            w, "results/{dataset}/{acq}/{method}/chunk_{chunk}/slabs.npz"
+        ),
+        anchor_bench="results/benchmarks/{dataset}/{acq}/{method}/anchor.tsv",
+        chunk_benches=lambda w: per_chunk(
+            w, "results/benchmarks/{dataset}/{acq}/{method}/chunk_{chunk}.tsv"
+        ),
     output:
-        mrc=RESULTS + "/{dataset}/{acq}/recon/cn.mrc",
-        runtime=CN + "/runtime.json",
-    params:
-        opts=lambda w: method_cfg("cn"),
+        mrc="results/{dataset}/{acq}/recon/{method}.mrc",
+        runtime="results/{dataset}/{acq}/{method}/runtime.json",
     log:
-        LOGS + "/cn_merge.log",
-    threads: 1
-    resources:
-        mem_mb=int(config["cn"]["mem_mb"]),
-        runtime=10,
+        "results/logs/{dataset}/{acq}/{method}/merge.log",
+    wildcard_constraints:
+        method=kind_pattern("cn"),
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=lambda w: settings(w)["mem_mb"],
+        runtime=10,
+    params:
+        opts=settings,
     script:
         "../../scripts/cn_merge.py"

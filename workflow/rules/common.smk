@@ -1,31 +1,124 @@
-# Path scheme, config checks and helpers shared by every rule file.
+# Config checks, the method registry and the helpers shared by every rule file.
+#
+# Path scheme (written out literally in the rules, as the Snakemake catalog asks):
+#   results/{dataset}/ground_truth.mrc
+#   results/{dataset}/{acq}/tiltseries.mrc, .tlt
+#   results/{dataset}/{acq}/recon/{method}.mrc         every method's reconstruction
+#   results/{dataset}/{acq}/{method}/...               a method's own working files
+#   results/{dataset}/{acq}/metrics/{method}.json
+#   results/logs/{dataset}/{acq}/{method}/{step}.log, results/benchmarks/.../{step}.tsv
+#   results/report/...
 import os
+
 import yaml
 from snakemake.utils import validate
 
-from wedgebench.config import check_config, dataset_acquisitions, acquisition_angles
+from wedgebench.config import (
+    ConfigError,
+    acquisition_angles,
+    check_config,
+    dataset_acquisitions,
+    duplicate_key_problems,
+)
+from wedgebench.methods import (
+    from_method,
+    method_settings,
+    normalise_methods,
+    variant_of,
+)
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 with open(SCHEMA) as fh:
-    check_config(config, yaml.safe_load(fh))
+    SCHEMA_DICT = yaml.safe_load(fh)
+_duplicates = [p for f in workflow.configfiles for p in duplicate_key_problems(f)]
+if _duplicates:
+    raise ConfigError("invalid configuration:\n  " + "\n  ".join(_duplicates))
+check_config(config, SCHEMA_DICT)
 validate(config, SCHEMA)  # fills defaults from the schema
 
-RESULTS = "results"
 CONDA_ENV = "../../envs/wedgebench.yaml"  # for --sdm conda; relative to the rule files
-GT = RESULTS + "/{dataset}/ground_truth.mrc"
-TS = RESULTS + "/{dataset}/{acq}/tiltseries.mrc"
-TLT = RESULTS + "/{dataset}/{acq}/tiltseries.tlt"
-RECON = RESULTS + "/{dataset}/{acq}/recon/{method}.mrc"
-METRICS = RESULTS + "/{dataset}/{acq}/metrics/{method}.json"
-REPORT = RESULTS + "/report"
-LOGS = RESULTS + "/logs/{dataset}/{acq}"
-BENCH = RESULTS + "/benchmarks/{dataset}/{acq}"
+METHODS = normalise_methods(config["methods"])
+KINDS_WITH_SETTINGS = [
+    k
+    for k in SCHEMA_DICT["definitions"]["method_kind"]["enum"]
+    if k in SCHEMA_DICT["properties"]
+]
+# Per kind, the file pattern(s) holding a reconstruction's runtime; each kind's rule file
+# adds its own entry (benchmark TSVs are summed, runtime.json files read).
+KIND_RUNTIME = {}
 
 
-wildcard_constraints:
-    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    acq=r"tilt[^/]+|measured(-even|-odd)?",
-    method=r"imod_wbp|eman2_fourier|cn|isonet",
+def _alternatives(names):
+    """A regex matching exactly ``names`` (one that never matches when there are none)."""
+    names = sorted(set(names), key=len, reverse=True)
+    return "|".join(names) if names else "(?!x)x"
+
+
+def method_names(kind=None):
+    """Registry names (of one kind), plus the kind's own default instance: `imod_wbp` is
+    always buildable because IsoNet and `from: wbp` start from it."""
+    names = [n for n, s in METHODS.items() if kind is None or s["kind"] == kind]
+    kinds = KINDS_WITH_SETTINGS if kind is None else [kind]
+    return names + [k for k in kinds if k in KINDS_WITH_SETTINGS]
+
+
+def kind_pattern(kind):
+    """Wildcard constraint of the rules of one kind."""
+    return _alternatives(method_names(kind))
+
+
+def method_spec(name):
+    return METHODS.get(name, {"kind": name})
+
+
+def method_kind(name):
+    return method_spec(name)["kind"]
+
+
+def settings(wildcards):
+    """The settings of ``wildcards.method`` for ``wildcards.dataset`` (a plain dict)."""
+    return method_settings(config, wildcards.method, wildcards.dataset)
+
+
+def method_threads(wildcards):
+    spec = method_spec(wildcards.method)
+    default = config["threads"].get(spec["kind"], config["threads"].get("recon", 1))
+    return int(spec.get("threads", default))
+
+
+def method_gpu(wildcards):
+    """GPUs of a GPU-capable method's jobs: the spec's `gpu`, else 1 when device is cuda."""
+    return int(method_spec(wildcards.method).get("gpu", config["device"] == "cuda"))
+
+
+def method_source(wildcards):
+    """The reconstruction a method starts from (`from:`), or nothing."""
+    src = from_method(method_spec(wildcards.method))
+    if src is None:
+        return []
+    return f"results/{wildcards.dataset}/{wildcards.acq}/recon/{src}.mrc"
+
+
+def run_methods():
+    """Methods this run scores: ``run_methods`` if set, else every registered one."""
+    return list(config.get("run_methods") or METHODS)
+
+
+def method_table_info():
+    """Per scored method: kind and the kind it is a variant of (for Table 1)."""
+    return {
+        n: {
+            "kind": method_kind(n),
+            "variant_of": variant_of(n, method_spec(n), KINDS_WITH_SETTINGS),
+        }
+        for n in run_methods()
+    }
+
+
+def runtime_inputs(wildcards):
+    """Files that hold the runtime of one method's reconstruction."""
+    patterns = KIND_RUNTIME[method_kind(wildcards.method)]
+    return [p.format(**wildcards) for p in patterns]
 
 
 def dataset_cfg(wildcards):
@@ -43,14 +136,32 @@ def thickness(wildcards):
 
 
 def angles(wildcards):
-    return [float(a) for a in acquisition_angles(config, wildcards.dataset, wildcards.acq)]
+    return [
+        float(a) for a in acquisition_angles(config, wildcards.dataset, wildcards.acq)
+    ]
 
 
 def has_ground_truth(dataset):
     return config["datasets"][dataset]["kind"] != "tiltseries"
 
 
-def method_cfg(name):
+def ground_truth(wildcards):
+    if not has_ground_truth(wildcards.dataset):
+        return []
+    return f"results/{wildcards.dataset}/ground_truth.mrc"
+
+
+def half_reconstructions(wildcards):
+    """Measured data: the method's reconstructions from the even and the odd tilts."""
+    if has_ground_truth(wildcards.dataset):
+        return []
+    return [
+        f"results/{wildcards.dataset}/{half}/recon/{wildcards.method}.mrc"
+        for half in ("measured-even", "measured-odd")
+    ]
+
+
+def section(name):
     return dict(config.get(name) or {})
 
 
@@ -72,14 +183,95 @@ def expand_runs(pattern, methods=None):
     out = []
     for ds in selected_datasets():
         for acq in dataset_acquisitions(config, ds):
-            for m in (methods or [None]):
+            for m in methods or [None]:
                 out.append(pattern.format(dataset=ds, acq=acq, method=m))
     return out
 
 
+def sweep_datasets():
+    """Datasets with more than one simulated acquisition (a Figure 5 sweep)."""
+    return [
+        ds
+        for ds in selected_datasets()
+        if has_ground_truth(ds) and len(dataset_acquisitions(config, ds)) > 1
+    ]
+
+
+def all_metrics(wildcards=None):
+    return expand_runs("results/{dataset}/{acq}/metrics/{method}.json", run_methods())
+
+
+def run_metrics(wildcards):
+    """The metrics of every scored method for one dataset and acquisition."""
+    return [
+        f"results/{wildcards.dataset}/{wildcards.acq}/metrics/{m}.json"
+        for m in run_methods()
+    ]
+
+
+def run_recons(wildcards):
+    return [
+        f"results/{wildcards.dataset}/{wildcards.acq}/recon/{m}.mrc"
+        for m in run_methods()
+    ]
+
+
+def sweep_metrics(wildcards):
+    return [
+        f"results/{wildcards.dataset}/{acq}/metrics/{m}.json"
+        for acq in dataset_acquisitions(config, wildcards.dataset)
+        for m in run_methods()
+    ]
+
+
 def all_targets():
     """Table 1, every dataset's figures and, for sweeps, the Figure 5-style plots."""
-    targets = [REPORT + "/table1.csv", REPORT + "/table1.md"]
-    targets += expand_runs(REPORT + "/figures/{dataset}/{acq}/orthoslices.png")
-    targets += [REPORT + f"/figures/{ds}/sweep" for ds in sweep_datasets()]
+    targets = ["results/report/table1.csv", "results/report/table1.md"]
+    targets += expand_runs("results/report/figures/{dataset}/{acq}/orthoslices.png")
+    targets += [f"results/report/figures/{ds}/sweep" for ds in sweep_datasets()]
     return targets
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    acq=r"tilt[^/]+|measured(-even|-odd)?",
+    method=_alternatives(method_names()),
+
+
+def per_chunk(wildcards, pattern):
+    """``pattern`` for every chunk of a chunked method (its `chunks` setting)."""
+    n = int(settings(wildcards)["chunks"])
+    return [pattern.format(chunk=c, **wildcards) for c in range(n)]
+
+
+def previous_iteration(wildcards, name):
+    """File ``name`` of iteration N-1 of an iterative method (nothing for iteration 1)."""
+    it = int(wildcards.iter)
+    if it == 1:
+        return []
+    return f"results/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}/iter_{it - 1}/{name}"
+
+
+def per_iteration(wildcards, pattern):
+    """``pattern`` for iterations 1..N of an iterative method (its `iterations` setting)."""
+    n = int(settings(wildcards)["iterations"])
+    return [pattern.format(iter=i, **wildcards) for i in range(1, n + 1)]
+
+
+def maybe_temp(path, keep):
+    """``path``, or ``temp(path)`` when ``keep`` is false."""
+    return path if keep else temp(path)
+
+
+def last_iteration(wildcards, name):
+    """File ``name`` of the last iteration of an iterative method."""
+    n = int(settings(wildcards)["iterations"])
+    return f"results/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}/iter_{n}/{name}"
+
+
+def invert_contrast(value, dataset):
+    """Contrast inversion: `auto` inverts measured EM data (dark density), not simulated
+    tilt series (line integrals of a positive density: already bright)."""
+    if value == "auto":
+        return not has_ground_truth(dataset)
+    return bool(value)

@@ -1,192 +1,135 @@
 # IsoNet on the IMOD-style WBP tomogram: extract -> refine iteration 1..N (one job each,
-# every iteration's model and filled subtomograms kept as files, so raising
-# `isonet.iterations` reuses the finished ones and an interrupted run resumes) -> predict
-# -> runtime.json (sum of all the IsoNet jobs' benchmark seconds).
-from wedgebench.config import deep_merge, isonet_settings
-from wedgebench.recon.isonet.refine import noise_level as isonet_noise_level
-from wedgebench.recon.isonet.refine import train_options as isonet_train_options
+# every iteration's model and filled subtomograms kept as files, so raising `iterations`
+# reuses the finished ones and an interrupted run resumes) -> predict -> runtime.json (sum
+# of all the IsoNet jobs' benchmark seconds). Every method of kind `isonet` (e.g. `isonet`
+# and `isonet_v1`) runs these rules under its own name.
+from wedgebench.recon.isonet.refine import noise_level, train_options
 
-ISONET = RESULTS + "/{dataset}/{acq}/isonet"
-ISONET_ITER = ISONET + "/iter_{iter}"
-
-
-wildcard_constraints:
-    iter=r"[1-9][0-9]*",
-
-
-def _isonet_check_overrides():
-    """Each `isonet.per_dataset.<dataset>` merged over `isonet` must satisfy the isonet
-    schema (datasets that are not configured are allowed, so that presets can carry
-    overrides for optional datasets)."""
-    import jsonschema
-
-    with open(SCHEMA) as fh:
-        schema = yaml.safe_load(fh)["properties"]["isonet"]
-    base = {k: v for k, v in config["isonet"].items() if k != "per_dataset"}
-    problems = []
-    for ds, over in (config["isonet"].get("per_dataset") or {}).items():
-        key = f"isonet.per_dataset.{ds}"
-        for k in ("per_dataset", "keep_filled"):
-            if k in (over or {}):
-                problems.append(f"config key '{key}.{k}': not a per-dataset setting")
-        merged = deep_merge(base, over or {})
-        for err in jsonschema.Draft202012Validator(schema).iter_errors(merged):
-            path = ".".join(str(p) for p in err.absolute_path)
-            problems.append(f"config key '{key}{'.' + path if path else ''}': {err.message}")
-    if problems:
-        raise ValueError("invalid configuration:\n  " + "\n  ".join(problems))
-
-
-_isonet_check_overrides()
-
-
-def isonet_cfg(wildcards):
-    """The isonet section with the dataset's `per_dataset` overrides applied."""
-    return isonet_settings(method_cfg("isonet"), wildcards.dataset)
-
-
-def isonet_invert(wildcards):
-    """Contrast inversion: `auto` inverts measured EM data (dark density), not the
-    simulated tilt series (line integrals of a positive density: already bright)."""
-    v = isonet_cfg(wildcards)["invert_contrast"]
-    if v == "auto":
-        return config["datasets"][wildcards.dataset]["kind"] == "tiltseries"
-    return bool(v)
-
-
-def isonet_previous(name):
-    """Input function: iteration N-1's file `name` (nothing for iteration 1)."""
-
-    def inner(wildcards):
-        it = int(wildcards.iter)
-        if it == 1:
-            return []
-        return ISONET_ITER.format(dataset=wildcards.dataset, acq=wildcards.acq,
-                                  iter=it - 1) + "/" + name
-
-    return inner
-
-
-def isonet_level(wildcards):
-    """The noise level of THIS iteration (the schedule itself is not a param)."""
-    n = isonet_cfg(wildcards)["noise"]
-    return isonet_noise_level(int(wildcards.iter), n["start_iter"], n["every"], n["levels"])
-
-
-def isonet_filled(path):
-    return path if config["isonet"]["keep_filled"] else temp(path)
-
-
-def isonet_resources():
-    """mem_mb / runtime (minutes) per job from the (per-dataset) isonet config; gpu = 1 when
-    device is cuda (a cluster profile may also set it for device: auto)."""
-    return dict(mem_mb=lambda w: int(isonet_cfg(w)["mem_mb"]),
-                runtime=lambda w: int(isonet_cfg(w)["runtime"]),
-                gpu=1 if config["device"] == "cuda" else 0)
+KIND_RUNTIME["isonet"] = ["results/{dataset}/{acq}/{method}/runtime.json"]
 
 
 rule isonet_extract:
     input:
-        tomo=RESULTS + "/{dataset}/{acq}/recon/imod_wbp.mrc",
+        tomo="results/{dataset}/{acq}/recon/imod_wbp.mrc",
     output:
-        star=ISONET + "/subtomos.star",
-        stack=ISONET + "/subtomos.mrc",
-        mask=ISONET + "/mask.mrc",
-    params:
-        n_subtomos=lambda w: isonet_cfg(w)["n_subtomos"],
-        cube_size=lambda w: isonet_cfg(w)["cube_size"],
-        crop_size=lambda w: isonet_cfg(w)["crop_size"],
-        percentiles=lambda w: isonet_cfg(w)["percentiles"],
-        normalisation=lambda w: isonet_cfg(w)["normalisation"],
-        mask=lambda w: dict(isonet_cfg(w)["mask"]),
-        invert=isonet_invert,
-        seed=dataset_seed,
+        star="results/{dataset}/{acq}/{method}/subtomos.star",
+        stack="results/{dataset}/{acq}/{method}/subtomos.mrc",
+        mask="results/{dataset}/{acq}/{method}/mask.mrc",
     log:
-        LOGS + "/isonet_extract.log",
+        "results/logs/{dataset}/{acq}/{method}/extract.log",
     benchmark:
-        BENCH + "/isonet_extract.tsv"
-    threads: stage_threads("isonet")
-    resources:
-        mem_mb=lambda w: int(isonet_cfg(w)["mem_mb"]),
-        runtime=30,
+        "results/benchmarks/{dataset}/{acq}/{method}/extract.tsv"
+    wildcard_constraints:
+        method=kind_pattern("isonet"),
     conda:
         CONDA_ENV
+    threads: method_threads
+    resources:
+        mem_mb=lambda w: settings(w)["mem_mb"],
+        runtime=30,
+    params:
+        n_subtomos=lambda w: settings(w)["n_subtomos"],
+        cube_size=lambda w: settings(w)["cube_size"],
+        crop_size=lambda w: settings(w)["crop_size"],
+        percentiles=lambda w: settings(w)["percentiles"],
+        normalisation=lambda w: settings(w)["normalisation"],
+        mask=lambda w: dict(settings(w)["mask"]),
+        invert=lambda w: invert_contrast(settings(w)["invert_contrast"], w.dataset),
+        seed=dataset_seed,
     script:
         "../../scripts/isonet_extract.py"
 
 
 rule isonet_refine:
     input:
-        star=ISONET + "/subtomos.star",
-        stack=ISONET + "/subtomos.mrc",
-        tlt=TLT,
-        prev_model=isonet_previous("model.pt"),
-        prev_filled=isonet_previous("subtomos.mrc"),
+        star="results/{dataset}/{acq}/{method}/subtomos.star",
+        stack="results/{dataset}/{acq}/{method}/subtomos.mrc",
+        tlt="results/{dataset}/{acq}/tiltseries.tlt",
+        prev_model=lambda w: previous_iteration(w, "model.pt"),
+        prev_filled=lambda w: previous_iteration(w, "subtomos.mrc"),
     output:
-        model=ISONET_ITER + "/model.pt",
-        filled=isonet_filled(ISONET_ITER + "/subtomos.mrc"),
-        loss=ISONET_ITER + "/loss.csv",
-    params:
-        iteration=lambda w: int(w.iter),
-        noise_level=isonet_level,
-        opts=lambda w: isonet_train_options(isonet_cfg(w)),
-        seed=dataset_seed,
-        device=config["device"],
+        model="results/{dataset}/{acq}/{method}/iter_{iter}/model.pt",
+        filled=maybe_temp(
+            "results/{dataset}/{acq}/{method}/iter_{iter}/subtomos.mrc",
+            config["isonet"]["keep_filled"],
+        ),
+        loss="results/{dataset}/{acq}/{method}/iter_{iter}/loss.csv",
     log:
-        LOGS + "/isonet_refine_{iter}.log",
+        "results/logs/{dataset}/{acq}/{method}/refine_{iter}.log",
     benchmark:
-        BENCH + "/isonet_refine_{iter}.tsv"
-    threads: stage_threads("isonet")
-    resources:
-        **isonet_resources(),
+        "results/benchmarks/{dataset}/{acq}/{method}/refine_{iter}.tsv"
+    wildcard_constraints:
+        method=kind_pattern("isonet"),
+        iter=r"[1-9][0-9]*",
     conda:
         CONDA_ENV
+    threads: method_threads
+    resources:
+        mem_mb=lambda w: settings(w)["mem_mb"],
+        runtime=lambda w: settings(w)["runtime"],
+        gpu=method_gpu,
+    params:
+        iteration=lambda w: int(w.iter),
+        # the noise level of THIS iteration (the schedule itself is not a param)
+        noise_level=lambda w: noise_level(
+            int(w.iter),
+            **{k: settings(w)["noise"][k] for k in ("start_iter", "every", "levels")},
+        ),
+        opts=lambda w: train_options(settings(w)),
+        seed=dataset_seed,
+        device=config["device"],
     script:
         "../../scripts/isonet_refine.py"
 
 
 rule isonet_predict:
     input:
-        tomo=RESULTS + "/{dataset}/{acq}/recon/imod_wbp.mrc",
-        model=lambda w: ISONET_ITER.format(dataset=w.dataset, acq=w.acq,
-                                           iter=isonet_cfg(w)["iterations"]) + "/model.pt",
+        tomo="results/{dataset}/{acq}/recon/imod_wbp.mrc",
+        model=lambda w: last_iteration(w, "model.pt"),
     output:
-        RESULTS + "/{dataset}/{acq}/recon/isonet.mrc",
-    params:
-        opts=lambda w: isonet_train_options(isonet_cfg(w)),
-        invert=isonet_invert,
-        tile=lambda w: isonet_cfg(w)["predict"]["tile"],
-        overlap=lambda w: isonet_cfg(w)["predict"]["overlap"],
-        batch_size=lambda w: isonet_cfg(w)["predict"]["batch_size"],
-        device=config["device"],
+        "results/{dataset}/{acq}/recon/{method}.mrc",
     log:
-        LOGS + "/isonet_predict.log",
+        "results/logs/{dataset}/{acq}/{method}/predict.log",
     benchmark:
-        BENCH + "/isonet_predict.tsv"
-    threads: stage_threads("isonet")
-    resources:
-        **isonet_resources(),
+        "results/benchmarks/{dataset}/{acq}/{method}/predict.tsv"
+    wildcard_constraints:
+        method=kind_pattern("isonet"),
     conda:
         CONDA_ENV
+    threads: method_threads
+    resources:
+        mem_mb=lambda w: settings(w)["mem_mb"],
+        runtime=lambda w: settings(w)["runtime"],
+        gpu=method_gpu,
+    params:
+        opts=lambda w: train_options(settings(w)),
+        invert=lambda w: invert_contrast(settings(w)["invert_contrast"], w.dataset),
+        tile=lambda w: settings(w)["predict"]["tile"],
+        overlap=lambda w: settings(w)["predict"]["overlap"],
+        batch_size=lambda w: settings(w)["predict"]["batch_size"],
+        device=config["device"],
     script:
         "../../scripts/isonet_predict.py"
 
 
 rule isonet_runtime:
     input:
-        BENCH + "/isonet_extract.tsv",
-        lambda w: expand(BENCH + "/isonet_refine_{iter}.tsv", dataset=w.dataset, acq=w.acq,
-                         iter=range(1, int(isonet_cfg(w)["iterations"]) + 1)),
-        BENCH + "/isonet_predict.tsv",
+        "results/benchmarks/{dataset}/{acq}/{method}/extract.tsv",
+        lambda w: per_iteration(
+            w, "results/benchmarks/{dataset}/{acq}/{method}/refine_{iter}.tsv"
+        ),
+        "results/benchmarks/{dataset}/{acq}/{method}/predict.tsv",
     output:
-        ISONET + "/runtime.json",
+        "results/{dataset}/{acq}/{method}/runtime.json",
     log:
-        LOGS + "/isonet_runtime.log",
+        "results/logs/{dataset}/{acq}/{method}/runtime.log",
+    wildcard_constraints:
+        method=kind_pattern("isonet"),
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../../scripts/isonet_runtime.py"

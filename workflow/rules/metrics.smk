@@ -1,36 +1,33 @@
-# Metrics of every reconstruction: against the ground truth, or (measured data) against the tilts.
-
-
-def runtime_inputs(wildcards):
-    """Files that hold the runtime of one method's reconstruction."""
-    base = f"{RESULTS}/{wildcards.dataset}/{wildcards.acq}"
-    if wildcards.method in ("cn", "isonet"):
-        return [f"{base}/{wildcards.method}/runtime.json"]
-    return [f"{RESULTS}/benchmarks/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}.tsv"]
+# Metrics of every reconstruction: against the ground truth, or (measured data) against the
+# tilts. The same code for every method; its runtime file comes from its kind's rule file.
 
 
 rule metrics:
     input:
-        gt=lambda w: GT.format(dataset=w.dataset) if has_ground_truth(w.dataset) else [],
-        rec=RECON,
-        mrc=TS,
-        tlt=TLT,
+        gt=ground_truth,
+        rec="results/{dataset}/{acq}/recon/{method}.mrc",
+        mrc="results/{dataset}/{acq}/tiltseries.mrc",
+        tlt="results/{dataset}/{acq}/tiltseries.tlt",
         runtime=runtime_inputs,
-        halves=lambda w: ([] if has_ground_truth(w.dataset) else
-                          expand(RECON, dataset=w.dataset, acq=["measured-even", "measured-odd"],
-                                 method=w.method)),
+        halves=half_reconstructions,
     output:
-        METRICS,
-    params:
-        opts=lambda w: method_cfg("metrics"),
-        sphere_ratio=lambda w: config["datasets"][w.dataset]["kind"] == "spheres",
+        "results/{dataset}/{acq}/metrics/{method}.json",
     log:
-        LOGS + "/metrics_{method}.log",
+        "results/logs/{dataset}/{acq}/{method}/metrics.log",
+    conda:
+        CONDA_ENV
     threads: stage_threads("metrics")
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        CONDA_ENV
+    params:
+        opts=lambda w: section("metrics"),
+        sphere_ratio=lambda w: config["datasets"][w.dataset]["kind"] == "spheres",
+        info=lambda w: {
+            "kind": method_kind(w.method),
+            "variant_of": variant_of(
+                w.method, method_spec(w.method), KINDS_WITH_SETTINGS
+            ),
+        },
     script:
         "../../scripts/metrics.py"

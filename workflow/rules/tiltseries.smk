@@ -3,24 +3,24 @@
 
 rule tiltseries:
     input:
-        GT,
+        "results/{dataset}/ground_truth.mrc",
     output:
-        mrc=TS,
-        tlt=TLT,
-    params:
-        angles=angles,
-        opts=lambda w: dict(config["tiltseries"]),
-        seed=dataset_seed,
+        mrc="results/{dataset}/{acq}/tiltseries.mrc",
+        tlt="results/{dataset}/{acq}/tiltseries.tlt",
     log:
-        LOGS + "/tiltseries.log",
+        "results/logs/{dataset}/{acq}/tiltseries.log",
     benchmark:
-        BENCH + "/tiltseries.tsv"
+        "results/benchmarks/{dataset}/{acq}/tiltseries.tsv"
+    conda:
+        CONDA_ENV
     threads: stage_threads("tiltseries")
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        CONDA_ENV
+    params:
+        angles=angles,
+        opts=lambda w: dict(config["tiltseries"]),
+        seed=dataset_seed,
     script:
         "../../scripts/tiltseries.py"
 
@@ -30,22 +30,25 @@ rule import_tiltseries:
         mrc=lambda w: config["datasets"][w.dataset]["params"]["stack"],
         tlt=lambda w: config["datasets"][w.dataset]["params"]["tlt"],
     output:
-        mrc=RESULTS + "/{dataset}/{half}/tiltseries.mrc",
-        tlt=RESULTS + "/{dataset}/{half}/tiltseries.tlt",
-    params:
-        subset=lambda w: {"measured": "all", "measured-even": "even",
-                          "measured-odd": "odd"}[w.half],
-        shape=lambda w: config["datasets"][w.dataset]["shape"],
+        mrc="results/{dataset}/{half}/tiltseries.mrc",
+        tlt="results/{dataset}/{half}/tiltseries.tlt",
+    log:
+        "results/logs/{dataset}/{half}/import_tiltseries.log",
     wildcard_constraints:
         half=r"measured(-even|-odd)?",
-    log:
-        RESULTS + "/logs/{dataset}/{half}/import_tiltseries.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        subset=lambda w: {
+            "measured": "all",
+            "measured-even": "even",
+            "measured-odd": "odd",
+        }[w.half],
+        shape=lambda w: config["datasets"][w.dataset]["shape"],
     script:
         "../../scripts/import_tiltseries.py"
 

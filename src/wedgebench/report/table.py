@@ -2,9 +2,14 @@
 
 A *record* describes one reconstruction::
 
-    {"dataset": "spheres", "acquisition": "tilt-60_60_step2", "method": "cn",
+    {"dataset": "spheres", "acquisition": "tilt-60_60_step2", "method": "cn_paper",
+     "kind": "cn", "variant_of": "cn",
      "metrics": <dict from wedgebench.metrics.compute_metrics>,
      "runtime_s": 123.4, "wall_s": 130.0 or None}
+
+``method`` is the name of the method in the run's registry; ``kind`` its algorithm
+(defaults to ``method``) and ``variant_of`` the kind whose settings it overrides
+(empty for a kind's own default instance and for other programs' methods).
 
 ``acquisition`` may also be an acquisition dict (see
 :func:`wedgebench.geometry.acquisition_label`) or missing. An optional
@@ -37,18 +42,14 @@ PAPER_TABLE1 = {
     ("p22", "CN"): (36.1, 0.99, 0.88, 19.6),
 }
 
-#: Our method names (lower case) -> the paper's column names.
-PAPER_METHODS = {"eman2_fourier": "EMAN2", "fourier": "EMAN2", "eman2": "EMAN2",
-                 "imod_wbp": "IMOD", "wbp": "IMOD", "imod": "IMOD",
-                 "isonet": "IsoNet", "cn": "CN"}
+#: Our method kinds -> the paper's column names (the paper's values are shown only beside
+#: a kind's own instance, not beside its variants or other programs).
+PAPER_METHODS = {"eman2_fourier": "EMAN2", "imod_wbp": "IMOD", "isonet": "IsoNet", "cn": "CN"}
 
 #: The acquisition of the paper's Table 1.
 PAPER_ACQUISITION = "tilt-60_60_step2"
 
-#: Row order of methods in the table (the paper's, then anything else alphabetically).
-METHOD_ORDER = ("eman2_fourier", "fourier", "eman2", "imod_wbp", "wbp", "imod", "isonet", "cn")
-
-COLUMNS = ["dataset", "acquisition", "method", "PSNR", "SSIM", "VIF", "runtime_min",
+COLUMNS = ["dataset", "acquisition", "method", "kind", "variant_of", "PSNR", "SSIM", "VIF", "runtime_min",
            "wall_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
            "fsc_full_res_A", "sphere_zx_ratio", "reprojection_error",
            "even_odd_fsc_res_A", "paper_PSNR", "paper_SSIM", "paper_VIF",
@@ -67,8 +68,8 @@ def _acq_label(acq) -> str | None:
     return acquisition_label(acq)
 
 
-def paper_values(dataset: str, method: str, acquisition: str | None = None) -> tuple:
-    """The paper's (PSNR, SSIM, VIF, runtime_min) for a dataset and method, else NaNs.
+def paper_values(dataset: str, kind: str, acquisition: str | None = None) -> tuple:
+    """The paper's (PSNR, SSIM, VIF, runtime_min) for a dataset and method kind, else NaNs.
 
     Values apply only to the paper's acquisition (−60…+60° every 2°): for any other
     acquisition label the result is NaN. ``acquisition=None`` means unknown and
@@ -77,7 +78,7 @@ def paper_values(dataset: str, method: str, acquisition: str | None = None) -> t
     nan = (float("nan"),) * 4
     if acquisition is not None and acquisition != PAPER_ACQUISITION:
         return nan
-    paper_method = PAPER_METHODS.get(str(method).lower())
+    paper_method = PAPER_METHODS.get(str(kind).lower())
     return PAPER_TABLE1.get((str(dataset).lower(), paper_method), nan)
 
 
@@ -87,10 +88,14 @@ def _row(rec: dict) -> dict:
             raise InputError(f"metric record lacks {key!r}: {sorted(rec)}")
     m = rec["metrics"] or {}
     acq = _acq_label(rec.get("acquisition"))
-    paper = paper_values(rec.get("paper_dataset", rec["dataset"]), rec["method"], acq)
+    kind = rec.get("kind") or rec["method"]
+    variant = rec.get("variant_of") or ""
+    own = rec["method"] == kind and not variant
+    paper = paper_values(rec.get("paper_dataset", rec["dataset"]), kind if own else "", acq)
     wall = rec.get("wall_s")
     return {
         "dataset": rec["dataset"], "acquisition": acq, "method": rec["method"],
+        "kind": kind, "variant_of": variant,
         "PSNR": _num(m.get("psnr")), "SSIM": _num(m.get("ssim")), "VIF": _num(m.get("vif")),
         "runtime_min": _num(rec.get("runtime_s")) / 60.0,
         "wall_min": _num(wall) / 60.0,
@@ -106,18 +111,16 @@ def _row(rec: dict) -> dict:
     }
 
 
-def _method_key(method: str) -> tuple:
-    m = str(method).lower()
-    return (METHOD_ORDER.index(m), m) if m in METHOD_ORDER else (len(METHOD_ORDER), m)
-
-
-def build_table1(records: Iterable[dict]) -> pd.DataFrame:
+def build_table1(records: Iterable[dict], order=None) -> pd.DataFrame:
     """Table 1 in the paper's layout: one row per dataset × acquisition × method.
 
     Parameters
     ----------
     records : iterable of dict
         See the module docstring.
+    order : sequence of str, optional
+        Method names in the order of the rows (the run's registry order); methods not in
+        it follow in order of first appearance.
 
     Returns
     -------
@@ -125,8 +128,7 @@ def build_table1(records: Iterable[dict]) -> pd.DataFrame:
         Columns :data:`COLUMNS`: ours (PSNR in dB, SSIM, VIF, runtime and wall time
         in minutes, FSC areas and 0.5-resolution in Å, sphere z/x ratio) and the
         paper's (``paper_*``, NaN where the paper has no such entry). Rows sorted by
-        dataset (first appearance), acquisition, then method in the paper's order
-        (EMAN2/fourier, IMOD/wbp, IsoNet, CN, others).
+        dataset (first appearance), acquisition, then method in ``order``.
 
     Raises
     ------
@@ -141,10 +143,11 @@ def build_table1(records: Iterable[dict]) -> pd.DataFrame:
     if dup.any():
         raise InputError(f"duplicate records for {df.loc[dup, keys].values.tolist()}")
     dataset_rank = {d: i for i, d in enumerate(dict.fromkeys(df["dataset"]))}
-    order = sorted(range(len(df)), key=lambda i: (dataset_rank[df.at[i, "dataset"]],
-                                                  str(df.at[i, "acquisition"]),
-                                                  _method_key(df.at[i, "method"])))
-    return df.iloc[order].reset_index(drop=True)
+    method_rank = {m: i for i, m in enumerate(dict.fromkeys([*(order or []), *df["method"]]))}
+    rows = sorted(range(len(df)), key=lambda i: (dataset_rank[df.at[i, "dataset"]],
+                                                 str(df.at[i, "acquisition"]),
+                                                 method_rank[df.at[i, "method"]]))
+    return df.iloc[rows].reset_index(drop=True)
 
 
 def _cell(x, floatfmt: str) -> str:

@@ -1,0 +1,209 @@
+"""The method registry: which reconstruction methods a run compares, under which names.
+
+The config's ``methods`` is either a list of kind names (``[imod_wbp, cn]``) or a mapping
+from a *name* (used in paths, tables, figures and the report) to a *spec*::
+
+    methods:
+      cn: {kind: cn}                               # the kind's own settings (config `cn:`)
+      cn_paper: {kind: cn, positivity: none}       # overrides deep-merged over `cn:`
+      mine: {kind: external, command: "..."}       # your own program
+      imod_real: {kind: precomputed, path: "..."}  # a tomogram made elsewhere
+
+A *kind* is a reconstruction algorithm with one rule file and one package module; its
+settings live in the config section of the same name (if it has one). The kinds
+themselves are listed in the config schema (``definitions.method_kind``), not here.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+from .config import deep_merge
+
+#: A method name: a Python-style identifier (it names directories and table rows).
+METHOD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: Names that would collide with the path scheme (``results/{dataset}/{acq}/{name}/``
+#: holds a method's working files next to ``recon/`` and ``metrics/``).
+RESERVED_NAMES = frozenset({"recon", "metrics", "figures", "report", "logs", "benchmarks",
+                            "runtime", "work", "all", "ground_truth", "tiltseries", "measured"})
+
+#: Placeholders of an external method's ``command`` template.
+COMMAND_FIELDS = frozenset({"tiltseries", "tlt", "thickness", "voxel_size", "output",
+                            "threads", "workdir", "tomogram", "python"})
+
+#: Placeholders of a precomputed method's ``path`` pattern.
+PATH_FIELDS = frozenset({"dataset", "acq"})
+
+#: ``from: wbp`` names the IMOD-style WBP tomogram (method name ``imod_wbp``).
+FROM_ALIASES = {"wbp": "imod_wbp"}
+
+#: Spec keys that are not settings of the kind (never merged into its section).
+SPEC_KEYS = ("kind", "description", "threads", "gpu", "from")
+
+
+def normalise_methods(methods) -> dict[str, dict]:
+    """The registry as ``{name: spec}`` in config order (a list of kinds -> name = kind)."""
+    if isinstance(methods, dict):
+        return {str(k): dict(v or {}) for k, v in methods.items()}
+    return {str(k): {"kind": str(k)} for k in (methods or [])}
+
+
+def template_fields(template: str) -> list[str]:
+    """The ``{placeholder}`` names of a ``str.format`` template (``{{``/``}}`` are literal).
+
+    Raises
+    ------
+    ValueError
+        The template is malformed (an unmatched brace, a positional ``{}``).
+    """
+    fields = []
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        base = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if not base:
+            raise ValueError("positional placeholder '{}' (name it, e.g. {output})")
+        fields.append(base)
+    return fields
+
+
+def from_method(spec: dict) -> str | None:
+    """The method whose tomogram a spec's ``from:`` names (``wbp`` -> ``imod_wbp``)."""
+    src = spec.get("from")
+    return None if src is None else FROM_ALIASES.get(src, src)
+
+
+def variant_of(name: str, spec: dict, kinds_with_settings) -> str:
+    """The kind a method is a variant of (``cn_paper`` -> ``cn``), else ``""``."""
+    kind = spec["kind"]
+    return kind if name != kind and kind in kinds_with_settings else ""
+
+
+def method_settings(config: dict, name: str, dataset: str | None = None) -> dict:
+    """A method's settings: its spec's overrides deep-merged over its kind's config section,
+    then (with ``dataset``) that section's ``per_dataset.<dataset>`` entry, if any.
+
+    Parameters
+    ----------
+    config : dict
+        The merged config.
+    name : str
+        A method name of the registry.
+    dataset : str, optional
+        Apply ``per_dataset`` overrides of this dataset.
+
+    Returns
+    -------
+    dict
+        The settings (without ``per_dataset`` and without the registry's own keys).
+    """
+    spec = normalise_methods(config.get("methods"))[name]
+    base = dict(config.get(spec["kind"]) or {})
+    merged = deep_merge(base, {k: v for k, v in spec.items() if k not in SPEC_KEYS})
+    per_dataset = merged.pop("per_dataset", None) or {}
+    if dataset is not None:
+        merged = deep_merge(merged, per_dataset.get(dataset) or {})
+    return merged
+
+
+def method_problems(config: dict, schema: dict) -> list[str]:
+    """Every problem of the ``methods`` registry, each naming its config key.
+
+    Checks names (identifier, not reserved, a kind's name used only for that kind,
+    ``run_methods`` entries), specs (list entries that need a spec, ``from``, command
+    templates, precomputed path patterns) and, for kinds with a settings section, that the
+    overrides merged over the section (and each ``per_dataset`` entry) satisfy that
+    section's schema.
+    """
+    import jsonschema
+
+    kinds = schema["definitions"]["method_kind"]["enum"]
+    with_settings = [k for k in kinds if k in schema["properties"]]
+    raw = config.get("methods")
+    registry = normalise_methods(raw)
+    out = []
+    if isinstance(raw, list):
+        for name in raw:
+            if name not in with_settings:
+                out.append(f"config key 'methods': value {name!r} needs a spec (kind "
+                           f"{name!r} has no settings of its own): write it as a mapping, "
+                           f"e.g. methods: {{my_{name}: {{kind: {name}, ...}}}}")
+    for name, spec in registry.items():
+        key = f"methods.{name}"
+        kind = spec.get("kind")
+        if not METHOD_NAME.match(name):
+            out.append(f"config key '{key}': method name {name!r} is not allowed: use a "
+                       "letter then letters, digits or '_' (it names files and directories)")
+        elif name in RESERVED_NAMES:
+            out.append(f"config key '{key}': method name {name!r} is reserved by the path "
+                       f"scheme (reserved: {sorted(RESERVED_NAMES)})")
+        if name in kinds and kind != name:
+            out.append(f"config key '{key}.kind': a method named after the kind {name!r} "
+                       f"must have that kind (got {kind!r}); choose another name")
+        if kind == "external" and bool(spec.get("command")) == bool(spec.get("script")):
+            out.append(f"config key '{key}': an external method needs exactly one of "
+                       "`command` (a shell template) or `script` (a Python file)")
+        if spec.get("script") and not Path(spec["script"]).is_file():
+            out.append(f"config key '{key}.script': file {spec['script']!r} does not exist")
+        src = from_method(spec)
+        if src is not None and src not in registry and src not in with_settings:
+            out.append(f"config key '{key}.from': value {spec['from']!r} is not a method "
+                       f"(allowed: 'wbp' or one of {sorted(registry)})")
+        if src == name:
+            out.append(f"config key '{key}.from': a method cannot start from itself")
+        out += _template_problems(spec.get("command"), COMMAND_FIELDS, f"{key}.command")
+        out += _template_problems(spec.get("path"), PATH_FIELDS, f"{key}.path")
+        if spec.get("command") and "{output}" not in spec["command"].replace("{{", ""):
+            out.append(f"config key '{key}.command': the template must contain {{output}} "
+                       "(where the method writes its MRC)")
+        if "{tomogram}" in str(spec.get("command")) and src is None:
+            out.append(f"config key '{key}.command': {{tomogram}} needs `from:` (e.g. from: wbp)")
+        if kind in with_settings:
+            out += _settings_problems(config, schema, name, kind, key, jsonschema)
+    lower = [n.lower() for n in registry]
+    for name in registry:
+        if lower.count(name.lower()) > 1:
+            out.append(f"config key 'methods.{name}': names that differ only in case collide "
+                       "on case-insensitive file systems")
+    for name in config.get("run_methods") or []:
+        if name not in registry:
+            out.append(f"config key 'run_methods': value {name!r} is not a configured method "
+                       f"(allowed: {sorted(registry)})")
+    return out
+
+
+def _template_problems(template, allowed, key) -> list[str]:
+    if template is None:
+        return []
+    try:
+        fields = template_fields(template)
+    except ValueError as exc:
+        return [f"config key '{key}': template {template!r} is malformed: {exc}"]
+    return [f"config key '{key}': unknown placeholder {{{f}}} in {template!r} "
+            f"(allowed: {', '.join('{%s}' % a for a in sorted(allowed))})"
+            for f in dict.fromkeys(fields) if f not in allowed]
+
+
+def _settings_problems(config, schema, name, kind, key, jsonschema) -> list[str]:
+    section = schema["properties"][kind]
+    validator = jsonschema.Draft202012Validator(section)
+    spec = normalise_methods(config.get("methods"))[name]
+    merged = deep_merge(dict(config.get(kind) or {}),
+                        {k: v for k, v in spec.items() if k not in SPEC_KEYS})
+    fixed = [k for k, v in section.get("properties", {}).items() if v.get("x-global")]
+    out = [f"config key '{key}.{k}': a setting of the whole run, set it in `{kind}:` only"
+           for k in fixed if k in spec and name != kind]
+    checks = [(key, merged)]
+    for ds, over in (merged.get("per_dataset") or {}).items():
+        base = {k: v for k, v in merged.items() if k != "per_dataset"}
+        out += [f"config key '{key}.per_dataset.{ds}.{k}': not a per-dataset setting"
+                for k in ("per_dataset", *fixed) if k in (over or {})]
+        checks.append((f"{key}.per_dataset.{ds}", deep_merge(base, over or {})))
+    for where, values in checks:
+        for err in validator.iter_errors(values):
+            path = ".".join(str(p) for p in err.absolute_path)
+            out.append(f"config key '{where}{'.' + path if path else ''}': {err.message}")
+    return out
