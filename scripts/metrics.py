@@ -12,7 +12,6 @@ halves = [read_mrc(p)[0] for p in sm.input.halves] or None
 result = evaluate(rec, stack, angles, voxel, gt=gt, halves=halves,
                   runtime_files=list(sm.input.runtime),
                   sphere_ratio=sm.params.sphere_ratio, **sm.params.opts)
-result.update(dataset=sm.wildcards.dataset, acquisition=sm.wildcards.acq,
-              method=sm.wildcards.method, **sm.params.info)
+result.update(sm.params.info)  # dataset, replicate, seed, acquisition, method, kind, variant_of
 log.info("metrics: %s", {k: v for k, v in result.items() if not isinstance(v, (list, dict))})
 write_json(sm.output[0], result)

@@ -77,7 +77,7 @@ def test_to_markdown():
     md = to_markdown(df)
     lines = md.strip().splitlines()
     assert len(lines) == 2 + 4
-    assert lines[0].startswith("| dataset | acquisition | method | kind | variant_of | PSNR")
+    assert lines[0].startswith("| dataset | acquisition | method | replicate | kind | variant_of | PSNR")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
     assert "–" in md  # NaN cells
 
@@ -147,3 +147,46 @@ def test_paper_values_stand_only_beside_a_kinds_own_instance():
     assert df["paper_PSNR"].tolist()[0] == 36.1 and df["paper_PSNR"][1:].isna().all()
     assert df["variant_of"].tolist() == ["", "cn", ""]
     assert df["kind"].tolist() == ["cn", "cn", "precomputed"]
+
+
+def test_summary_over_replicates_marks_only_decisive_winners():
+    from scipy import stats
+
+    from wedgebench.report.table import summarise, summary_markdown
+
+    recs = []
+    psnr = {"a": [30.0, 31.0, 32.0], "b": [20.0, 22.0, 21.0], "c": [29.0, 31.5, 32.2]}
+    for m, values in psnr.items():
+        for r, v in enumerate(values, start=1):
+            met = dict(fake_metrics(0), psnr=v)
+            recs.append({"dataset": "spheres", "acquisition": "tilt-60_60_step2", "method": m,
+                         "replicate": r, "metrics": met, "runtime_s": 60.0, "wall_s": None})
+    summary = summarise(build_table1(recs, order=["a", "b", "c"]))
+    row = summary.set_index("method")
+    assert row.loc["a", "n"] == 3 and row.loc["a", "PSNR_mean"] == pytest.approx(31.0)
+    half = stats.t.ppf(0.975, 2) * np.std(psnr["a"], ddof=1) / np.sqrt(3)
+    assert (row.loc["a", "PSNR_low"], row.loc["a", "PSNR_high"]) == \
+        pytest.approx((31.0 - half, 31.0 + half))
+    # c ties with a (paired differences -1, +0.5, +0.2 straddle 0): nobody is "best"
+    assert row.loc["c", "PSNR_best"] == "a" and row.loc["c", "PSNR_mark"] == "tie"
+    assert row.loc["a", "PSNR_mark"] == "tie" and row.loc["b", "PSNR_mark"] == "worse"
+    d = np.subtract(psnr["b"], psnr["a"])
+    dh = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert (row.loc["b", "PSNR_diff_low"], row.loc["b", "PSNR_diff_high"]) == \
+        pytest.approx((d.mean() - dh, d.mean() + dh))
+    md = summary_markdown(summary)
+    assert "(tie)" in md and "**" not in md and "no interval exists" not in md
+    # without c, a is decisively best in PSNR
+    best = summarise(build_table1([r for r in recs if r["method"] != "c"]))
+    assert best.set_index("method").loc["a", "PSNR_mark"] == "best"
+    assert "**31 [" in summary_markdown(best)
+
+
+def test_summary_with_one_replicate_has_no_interval_and_no_winner():
+    from wedgebench.report.table import summarise, summary_markdown
+
+    summary = summarise(build_table1(records()))
+    assert (summary["n"] == 1).all() and summary["PSNR_low"].isna().all()
+    assert set(summary["PSNR_mark"]) == {"n=1: no interval"}
+    md = summary_markdown(summary)
+    assert "no interval exists" in md and "**" not in md

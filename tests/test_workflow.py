@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_utils import run_snakemake
+from workflow_utils import run_snakemake, tiny_config
 
 METHODS = ["imod_wbp", "eman2_fourier", "cn", "isonet"]
 
@@ -45,11 +45,20 @@ def test_every_output_file_is_written(tiny_run):
 
 def test_table1_has_every_dataset_and_method(tiny_run):
     workdir, cfg = tiny_run
-    table = pd.read_csv(workdir / "results" / "report" / "table1.csv")
-    pairs = set(zip(table["dataset"], table["method"]))
+    report = workdir / "results" / "report"
+    per_rep = pd.read_csv(report / "table1_replicates.csv")
+    pairs = set(zip(per_rep["dataset"], per_rep["method"]))
     assert pairs == {(d, m) for d in cfg["datasets"] for m in METHODS}
-    assert {"PSNR", "SSIM", "VIF", "runtime_min", "fsc_missing_auc", "paper_PSNR"} <= set(table)
-    assert (workdir / "results" / "report" / "table1.md").read_text().count("\n") >= 2 + len(table)
+    assert (per_rep["replicate"] == 1).all()
+    assert {"PSNR", "SSIM", "VIF", "runtime_min", "fsc_missing_auc", "paper_PSNR"} <= set(per_rep)
+    table = pd.read_csv(report / "table1.csv")
+    assert len(table) == len(per_rep) and (table["n"] == 1).all()
+    assert {"PSNR_mean", "PSNR_low", "PSNR_mark", "VIF_mean", "runtime_min_mean"} <= set(table)
+    # one replicate: no interval, no winner
+    assert table["PSNR_low"].isna().all()
+    assert set(table["PSNR_mark"].dropna()) <= {"n=1: no interval"}
+    md = (report / "table1.md").read_text()
+    assert md.count("\n") >= 2 + len(table) and "no interval exists" in md and "**" not in md
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
@@ -85,3 +94,19 @@ def test_report_builds_and_renders_the_table(tiny_run):
         capture_output=True, text=True, timeout=180)
     dom = proc.stdout
     assert "Table 1" in dom and "table1.csv" in dom  # the category and its table entry
+
+
+def test_replicates_use_their_own_seeds_and_give_intervals(tmp_path):
+    cfg = tiny_config(methods=["imod_wbp", "eman2_fourier"], replicates=2)
+    cfg["datasets"] = {"spheres": cfg["datasets"]["spheres"]}
+    run_snakemake(tmp_path, cfg)
+    res = tmp_path / "results"
+    gts = [mrcfile.read(res / p / "ground_truth.mrc") for p in ("spheres", "spheres/rep2")]
+    assert not np.array_equal(*gts)  # another phantom seed
+    rec = json.loads((res / "spheres" / "rep2" / "tilt-60_60_step6" / "metrics" /
+                      "imod_wbp.json").read_text())
+    assert (rec["dataset"], rec["replicate"], rec["seed"]) == ("spheres", 2, cfg["seed"] + 1)
+    table = pd.read_csv(res / "report" / "table1.csv")
+    assert (table["n"] == 2).all() and np.isfinite(table["PSNR_low"]).all()
+    assert set(table["PSNR_mark"]) <= {"best", "tie", "worse"}
+    assert len(pd.read_csv(res / "report" / "table1_replicates.csv")) == 4

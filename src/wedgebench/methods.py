@@ -35,7 +35,7 @@ COMMAND_FIELDS = frozenset({"tiltseries", "tlt", "thickness", "voxel_size", "out
                             "threads", "workdir", "tomogram", "python"})
 
 #: Placeholders of a precomputed method's ``path`` pattern.
-PATH_FIELDS = frozenset({"dataset", "acq"})
+PATH_FIELDS = frozenset({"dataset", "acq", "rep"})
 
 #: ``from: wbp`` names the IMOD-style WBP tomogram (method name ``imod_wbp``).
 FROM_ALIASES = {"wbp": "imod_wbp"}

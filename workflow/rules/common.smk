@@ -77,7 +77,7 @@ def method_kind(name):
 
 def settings(wildcards):
     """The settings of ``wildcards.method`` for ``wildcards.dataset`` (a plain dict)."""
-    return method_settings(config, wildcards.method, wildcards.dataset)
+    return method_settings(config, wildcards.method, base_dataset(wildcards.dataset))
 
 
 def method_threads(wildcards):
@@ -121,28 +121,52 @@ def runtime_inputs(wildcards):
     return [p.format(**wildcards) for p in patterns]
 
 
-def dataset_cfg(wildcards):
-    """The config block of ``wildcards.dataset`` (a plain dict, so it works as params)."""
-    return dict(config["datasets"][wildcards.dataset])
+def base_dataset(path):
+    """The configured dataset of a dataset path (``spheres`` or ``spheres/rep2``)."""
+    return path.split("/", 1)[0]
+
+
+def replicate(path):
+    """The replicate of a dataset path: 1 for ``spheres``, r for ``spheres/rep{r}``."""
+    _, _, rep = path.partition("/rep")
+    return int(rep) if rep else 1
+
+
+def dataset_path(dataset, rep):
+    """Replicate ``rep`` of ``dataset`` in the path scheme (replicate 1 has no suffix)."""
+    return dataset if rep == 1 else f"{dataset}/rep{rep}"
+
+
+def dataset_config(wildcards):
+    """The config block of the dataset of ``wildcards.dataset`` (a plain dict)."""
+    return dict(config["datasets"][base_dataset(wildcards.dataset)])
 
 
 def dataset_seed(wildcards):
-    return int(config["datasets"][wildcards.dataset].get("seed", config["seed"]))
+    """Seed of a dataset replicate: the dataset's (or the base) seed + replicate - 1, so
+    replicates 1..N of `seed: 1` use seeds 1..N (phantom, noise, initialisation,
+    extraction)."""
+    base = int(dataset_config(wildcards).get("seed", config["seed"]))
+    return base + replicate(wildcards.dataset) - 1
+
+
+def dataset_shape(wildcards):
+    """[z, y, x] of the reconstruction of a dataset."""
+    return [int(n) for n in dataset_config(wildcards)["shape"]]
 
 
 def thickness(wildcards):
     """z size of the reconstruction: the ground truth's (or the configured) thickness."""
-    return int(config["datasets"][wildcards.dataset]["shape"][0])
+    return dataset_shape(wildcards)[0]
 
 
 def angles(wildcards):
-    return [
-        float(a) for a in acquisition_angles(config, wildcards.dataset, wildcards.acq)
-    ]
+    ds = base_dataset(wildcards.dataset)
+    return [float(a) for a in acquisition_angles(config, ds, wildcards.acq)]
 
 
 def has_ground_truth(dataset):
-    return config["datasets"][dataset]["kind"] != "tiltseries"
+    return config["datasets"][base_dataset(dataset)]["kind"] != "tiltseries"
 
 
 def ground_truth(wildcards):
@@ -159,6 +183,20 @@ def half_reconstructions(wildcards):
         f"results/{wildcards.dataset}/{half}/recon/{wildcards.method}.mrc"
         for half in ("measured-even", "measured-odd")
     ]
+
+
+def run_info(wildcards):
+    """What a metrics record says about its run besides the numbers."""
+    m = wildcards.method
+    return {
+        "dataset": base_dataset(wildcards.dataset),
+        "replicate": replicate(wildcards.dataset),
+        "seed": dataset_seed(wildcards),
+        "acquisition": wildcards.acq,
+        "method": m,
+        "kind": method_kind(m),
+        "variant_of": variant_of(m, method_spec(m), KINDS_WITH_SETTINGS),
+    }
 
 
 def section(name):
@@ -178,13 +216,19 @@ def selected_datasets():
     return list(config.get("run_datasets") or config["datasets"])
 
 
+def replicates():
+    return range(1, int(config["replicates"]) + 1)
+
+
 def expand_runs(pattern, methods=None):
-    """Every selected (dataset, acquisition[, method]) filled into ``pattern``."""
+    """Every selected (dataset replicate, acquisition[, method]) filled into ``pattern``."""
     out = []
     for ds in selected_datasets():
-        for acq in dataset_acquisitions(config, ds):
-            for m in methods or [None]:
-                out.append(pattern.format(dataset=ds, acq=acq, method=m))
+        for rep in replicates():
+            for acq in dataset_acquisitions(config, ds):
+                for m in methods or [None]:
+                    path = dataset_path(ds, rep)
+                    out.append(pattern.format(dataset=path, acq=acq, method=m))
     return out
 
 
@@ -217,8 +261,10 @@ def run_recons(wildcards):
 
 
 def sweep_metrics(wildcards):
+    """Every replicate's metrics of every acquisition of a (configured) dataset."""
     return [
-        f"results/{wildcards.dataset}/{acq}/metrics/{m}.json"
+        f"results/{dataset_path(wildcards.dataset, rep)}/{acq}/metrics/{m}.json"
+        for rep in replicates()
         for acq in dataset_acquisitions(config, wildcards.dataset)
         for m in run_methods()
     ]
@@ -233,7 +279,8 @@ def all_targets():
 
 
 wildcard_constraints:
-    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    # a configured dataset, or replicate r >= 2 of it as `<dataset>/rep<r>`
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*(/rep([2-9]|[1-9][0-9]+))?",
     acq=r"tilt[^/]+|measured(-even|-odd)?",
     method=_alternatives(method_names()),
 

@@ -34,7 +34,7 @@ rule external:
         command=lambda w: method_spec(w.method).get("command"),
         script=lambda w: method_spec(w.method).get("script"),
         thickness=thickness,
-        shape=lambda w: [thickness(w), *config["datasets"][w.dataset]["shape"][1:]],
+        shape=dataset_shape,
         workdir="results/{dataset}/{acq}/{method}/work",
     script:
         "../../scripts/external.py"

@@ -22,12 +22,7 @@ rule metrics:
         runtime=20,
     params:
         opts=lambda w: section("metrics"),
-        sphere_ratio=lambda w: config["datasets"][w.dataset]["kind"] == "spheres",
-        info=lambda w: {
-            "kind": method_kind(w.method),
-            "variant_of": variant_of(
-                w.method, method_spec(w.method), KINDS_WITH_SETTINGS
-            ),
-        },
+        sphere_ratio=lambda w: dataset_config(w)["kind"] == "spheres",
+        info=run_info,
     script:
         "../../scripts/metrics.py"

@@ -15,10 +15,10 @@ rule phantom:
         mem_mb=4000,
         runtime=30,
     params:
-        kind=lambda w: config["datasets"][w.dataset]["kind"],
-        shape=lambda w: config["datasets"][w.dataset]["shape"],
-        voxel_size=lambda w: config["datasets"][w.dataset].get("voxel_size"),
-        extra=lambda w: dict(config["datasets"][w.dataset].get("params") or {}),
+        kind=lambda w: dataset_config(w)["kind"],
+        shape=dataset_shape,
+        voxel_size=lambda w: dataset_config(w).get("voxel_size"),
+        extra=lambda w: dict(dataset_config(w).get("params") or {}),
         seed=dataset_seed,
     script:
         "../../scripts/phantom.py"

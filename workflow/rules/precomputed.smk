@@ -1,5 +1,5 @@
-# A tomogram reconstructed elsewhere (`kind: precomputed`, a path pattern with {dataset} and
-# {acq}): checked like an external method's output, then scored like every other method.
+# A tomogram reconstructed elsewhere (`kind: precomputed`, a path pattern with {dataset},
+# {acq} and optionally {rep}, the replicate): checked like an external method's output, then scored like every other method.
 # Its runtime is the spec's `runtime_s` (none if not given).
 
 
@@ -10,7 +10,7 @@ rule precomputed:
     input:
         mrc="results/{dataset}/{acq}/tiltseries.mrc",
         tomogram=lambda w: method_spec(w.method)["path"].format(
-            dataset=w.dataset, acq=w.acq
+            dataset=base_dataset(w.dataset), acq=w.acq, rep=replicate(w.dataset)
         ),
     output:
         mrc="results/{dataset}/{acq}/recon/{method}.mrc",
@@ -27,7 +27,7 @@ rule precomputed:
         runtime=10,
     params:
         method=lambda w: w.method,
-        shape=lambda w: [thickness(w), *config["datasets"][w.dataset]["shape"][1:]],
+        shape=dataset_shape,
         runtime_s=lambda w: method_spec(w.method).get("runtime_s"),
     script:
         "../../scripts/precomputed.py"

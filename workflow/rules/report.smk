@@ -11,6 +11,7 @@ rule table1:
             caption="../report/table1.rst",
         ),
         md="results/report/table1.md",
+        replicates="results/report/table1_replicates.csv",
     log:
         "results/logs/report/table1.log",
     conda:

@@ -27,8 +27,8 @@ rule tiltseries:
 
 rule import_tiltseries:
     input:
-        mrc=lambda w: config["datasets"][w.dataset]["params"]["stack"],
-        tlt=lambda w: config["datasets"][w.dataset]["params"]["tlt"],
+        mrc=lambda w: dataset_config(w)["params"]["stack"],
+        tlt=lambda w: dataset_config(w)["params"]["tlt"],
     output:
         mrc="results/{dataset}/{half}/tiltseries.mrc",
         tlt="results/{dataset}/{half}/tiltseries.tlt",
@@ -48,7 +48,7 @@ rule import_tiltseries:
             "measured-even": "even",
             "measured-odd": "odd",
         }[w.half],
-        shape=lambda w: config["datasets"][w.dataset]["shape"],
+        shape=dataset_shape,
     script:
         "../../scripts/import_tiltseries.py"
 

@@ -49,7 +49,7 @@ PAPER_METHODS = {"eman2_fourier": "EMAN2", "imod_wbp": "IMOD", "isonet": "IsoNet
 #: The acquisition of the paper's Table 1.
 PAPER_ACQUISITION = "tilt-60_60_step2"
 
-COLUMNS = ["dataset", "acquisition", "method", "kind", "variant_of", "PSNR", "SSIM", "VIF", "runtime_min",
+COLUMNS = ["dataset", "acquisition", "method", "replicate", "kind", "variant_of", "PSNR", "SSIM", "VIF", "runtime_min",
            "wall_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
            "fsc_full_res_A", "sphere_zx_ratio", "reprojection_error",
            "even_odd_fsc_res_A", "paper_PSNR", "paper_SSIM", "paper_VIF",
@@ -95,7 +95,7 @@ def _row(rec: dict) -> dict:
     wall = rec.get("wall_s")
     return {
         "dataset": rec["dataset"], "acquisition": acq, "method": rec["method"],
-        "kind": kind, "variant_of": variant,
+        "replicate": int(rec.get("replicate", 1)), "kind": kind, "variant_of": variant,
         "PSNR": _num(m.get("psnr")), "SSIM": _num(m.get("ssim")), "VIF": _num(m.get("vif")),
         "runtime_min": _num(rec.get("runtime_s")) / 60.0,
         "wall_min": _num(wall) / 60.0,
@@ -112,7 +112,7 @@ def _row(rec: dict) -> dict:
 
 
 def build_table1(records: Iterable[dict], order=None) -> pd.DataFrame:
-    """Table 1 in the paper's layout: one row per dataset × acquisition × method.
+    """Table 1 per replicate: one row per dataset × acquisition × method × replicate.
 
     Parameters
     ----------
@@ -133,12 +133,12 @@ def build_table1(records: Iterable[dict], order=None) -> pd.DataFrame:
     Raises
     ------
     InputError
-        A record lacks a required key, or two records share dataset, acquisition
-        and method.
+        A record lacks a required key, or two records share dataset, acquisition,
+        method and replicate.
     """
     rows = [_row(r) for r in records]
     df = pd.DataFrame(rows, columns=COLUMNS)
-    keys = ["dataset", "acquisition", "method"]
+    keys = ["dataset", "acquisition", "method", "replicate"]
     dup = df.duplicated(subset=keys, keep=False)
     if dup.any():
         raise InputError(f"duplicate records for {df.loc[dup, keys].values.tolist()}")
@@ -146,7 +146,8 @@ def build_table1(records: Iterable[dict], order=None) -> pd.DataFrame:
     method_rank = {m: i for i, m in enumerate(dict.fromkeys([*(order or []), *df["method"]]))}
     rows = sorted(range(len(df)), key=lambda i: (dataset_rank[df.at[i, "dataset"]],
                                                  str(df.at[i, "acquisition"]),
-                                                 method_rank[df.at[i, "method"]]))
+                                                 method_rank[df.at[i, "method"]],
+                                                 df.at[i, "replicate"]))
     return df.iloc[rows].reset_index(drop=True)
 
 
@@ -170,3 +171,94 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(_cell(x, floatfmt) for x in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+#: Table 1's metrics and whether higher is better (``sphere_zx_dev`` = |z/x ratio − 1|).
+VERDICT_METRICS = {"PSNR": True, "SSIM": True, "VIF": True, "fsc_full_auc": True,
+                   "fsc_present_auc": True, "fsc_missing_auc": True, "fsc_full_res_A": False,
+                   "sphere_zx_dev": False, "reprojection_error": False,
+                   "even_odd_fsc_res_A": False, "runtime_min": False}
+
+#: Column titles of the Markdown summary.
+SUMMARY_TITLES = {"PSNR": "PSNR (dB)", "SSIM": "SSIM", "VIF": "VIF",
+                  "fsc_full_auc": "FSC area all", "fsc_present_auc": "FSC area present",
+                  "fsc_missing_auc": "FSC area missing", "fsc_full_res_A": "FSC 0.5 (Å)",
+                  "sphere_zx_dev": "|z/x − 1|", "reprojection_error": "reproj. error",
+                  "even_odd_fsc_res_A": "even/odd FSC 0.143 (Å)", "runtime_min": "runtime (min)"}
+
+
+def summarise(table: pd.DataFrame, metrics: dict | None = None,
+              confidence: float = 0.95) -> pd.DataFrame:
+    """Table 1 over replicates: per dataset × acquisition × method, every metric's mean,
+    its confidence interval and the paired verdict against the best method.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`build_table1`'s per-replicate table.
+    metrics : dict of str -> bool, optional
+        Metric columns and whether higher is better (default :data:`VERDICT_METRICS`,
+        restricted to the columns that have a value somewhere).
+    confidence : float
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, acquisition, method, kind, variant_of, n``, then per metric the columns
+        of :func:`wedgebench.stats.compare_methods` (``_mean, _low, _high, _best, _diff,
+        _diff_low, _diff_high, _mark``), then the paper's values; rows in ``table``'s order.
+    """
+    from wedgebench.stats import compare_methods
+
+    df = table.copy()
+    df["sphere_zx_dev"] = (df["sphere_zx_ratio"] - 1.0).abs()
+    metrics = dict(VERDICT_METRICS if metrics is None else metrics)
+    metrics = {m: hib for m, hib in metrics.items() if df[m].notna().any()}
+    verdict = compare_methods(df, metrics, confidence)
+    keys = ["dataset", "acquisition", "method"]
+    info = df.groupby(keys, sort=False, dropna=False).first().reset_index()
+    info = info[keys + ["kind", "variant_of"] + [c for c in df.columns
+                                                   if c.startswith("paper_")]]
+    out = info.merge(verdict, on=keys, how="left")
+    front = keys + ["kind", "variant_of", "n"]
+    paper = [c for c in out.columns if c.startswith("paper_")]
+    return out[front + [c for c in out.columns if c not in front + paper] + paper]
+
+
+def _interval_cell(row, metric: str, fmt: str) -> str:
+    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_low"], row[f"{metric}_high"]
+    if not np.isfinite(mean):
+        return "–"
+    text = format(mean, fmt)
+    if np.isfinite(low) and np.isfinite(high):
+        text += f" [{format(low, fmt)}, {format(high, fmt)}]"
+    mark = row[f"{metric}_mark"]
+    if mark == "best":
+        text = f"**{text}**"
+    elif mark == "tie":
+        text += " (tie)"
+    return text
+
+
+def summary_markdown(summary: pd.DataFrame, fmt: str = ".3g") -> str:
+    """Markdown of :func:`summarise`: ``mean [95 % interval]`` per metric; the best method
+    in **bold** only where every paired interval against it excludes 0, ``(tie)`` where
+    one includes 0; a note when there is a single replicate (no interval, no winner)."""
+    metrics = [m for m in SUMMARY_TITLES if f"{m}_mean" in summary.columns]
+    cols = ["dataset", "acquisition", "method", "kind", "n"] + metrics
+    lines = ["| " + " | ".join(SUMMARY_TITLES.get(c, c) for c in cols) + " |",
+             "|" + "|".join(":---" if c in ("dataset", "acquisition", "method", "kind")
+                            else "---:" for c in cols) + "|"]
+    for _, row in summary.iterrows():
+        cells = [str(row[c]) for c in ("dataset", "acquisition", "method", "kind")]
+        cells.append(str(int(row["n"])) if pd.notna(row["n"]) else "–")
+        cells += [_interval_cell(row, m, fmt) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    if (summary["n"].fillna(0) < 2).any():
+        notes.append("A single replicate: no interval exists and no winner is marked (set "
+                     "`replicates` ≥ 2, e.g. configs/verdict.yaml).")
+    notes.append("Intervals: 95 % Student t of the mean over replicates. Bold: best mean, "
+                 "with the paired (same seed) difference to every other method excluding 0; "
+                 "(tie): the paired interval includes 0.")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
