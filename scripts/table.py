@@ -14,6 +14,7 @@ for path in sm.input:
     m = read_json(path)
     records.append({"dataset": m["dataset"], "acquisition": m["acquisition"],
                     "method": m["method"], "replicate": m.get("replicate", 1),
+                    "shape": m.get("shape"),
                     **methods[m["method"]], "metrics": m,
                     "runtime_s": m["runtime_s"], "wall_s": m["wall_s"]})
 table = build_table1(records, order=list(methods))

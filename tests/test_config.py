@@ -37,10 +37,13 @@ def test_bad_config_names_the_key(override, key):
 
 
 def test_good_configs_pass():
+    from wedgebench.config import deep_merge
+
     check_config(tiny_config(), SCHEMA)
-    for name in ("config.yaml", "configs/paper.yaml"):
-        cfg = yaml.safe_load((REPO / name).read_text())
-        check_config(cfg if "datasets" in cfg else {**tiny_config(), **cfg}, SCHEMA)
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    check_config(default, SCHEMA)
+    for name in ("configs/paper.yaml", "configs/sweep.yaml", "configs/variants.yaml"):
+        check_config(deep_merge(default, yaml.safe_load((REPO / name).read_text())), SCHEMA)
 
 
 @pytest.mark.parametrize("override,key", [BAD[0], BAD[5]], ids=[BAD[0][1], BAD[5][1]])

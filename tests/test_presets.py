@@ -99,3 +99,8 @@ def test_default_run_has_cn_and_cn_paper(tmp_path):
     chunks = yaml.safe_load((REPO / "config.yaml").read_text())["cn"]["chunks"]
     assert counts["cn_anchor"] == 2 * len(ALL) and counts["cn_chunk"] == 2 * chunks * len(ALL)
     assert counts["metrics"] == 5 * len(ALL)
+
+
+def test_sweep_trains_isonet_on_each_acquisitions_own_wedge():
+    for files in (("configs/sweep.yaml",), ("configs/paper.yaml", "configs/sweep.yaml")):
+        assert merged(*files)["isonet"]["wedge"] == "from_angles", files

@@ -121,6 +121,13 @@ def test_sweep_figure_png(tmp_path):
     assert_png(out)
     sweep_figure(df, "tilt_step", ["PSNR", "SSIM"], tmp_path / "sweep2.png")
     assert_png(tmp_path / "sweep2.png")
+    # six metrics read as a 2 x 3 grid, not one 3,400-px row
+    from PIL import Image
+
+    df6 = df.assign(**{f"m{i}": df["PSNR"] + i for i in range(4)})
+    sweep_figure(df6, "tilt_step", ["PSNR", "SSIM", "m0", "m1", "m2", "m3"], tmp_path / "six.png")
+    width, height = Image.open(tmp_path / "six.png").size
+    assert width < 1700 and height > 700
     with pytest.raises(InputError):
         sweep_figure(df, "tilt_range", "PSNR", tmp_path / "bad.png")
 

@@ -69,6 +69,10 @@ def acquisition_label(acq: dict) -> str:
     return f"tilt{fmt(lo)}_{fmt(hi)}_step{fmt(acq['step'])}"
 
 
+#: Default guard band (voxels) between the acquired central planes and the missing region.
+GUARD_VOXELS = 1.5
+
+
 def _freq_grids(shape):
     """Frequency grids (cycles/voxel) for a ``[z, y, x]`` FFT (unshifted), broadcastable."""
     nz, ny, nx = shape
@@ -78,12 +82,106 @@ def _freq_grids(shape):
     return fz, fy, fx
 
 
+def _frequency_aliases(n: int) -> tuple[np.ndarray, ...]:
+    """The frequencies (cycles/voxel) each FFT index of an axis of size ``n`` stands for.
+
+    ``fftfreq(n)`` gives index ``n/2`` of an even axis the frequency −0.5, but that index
+    is its own Friedel mate and stands for +0.5 as well. Returns ``(fftfreq(n),)`` for odd
+    ``n`` and ``(fftfreq(n), same with +0.5 at index n/2)`` for even ``n``.
+    """
+    f = np.fft.fftfreq(n)
+    if n % 2:
+        return (f,)
+    g = f.copy()
+    g[n // 2] = 0.5
+    return f, g
+
+
+def folded_tilt_angle(fx, fz) -> np.ndarray:
+    """The tilt (degrees, in (−90°, 90°]) whose central plane contains direction (kx, kz).
+
+    Tilt θ samples the direction ``(cosθ, −sinθ)``, so ``θ = atan2(−kz, kx)`` folded by
+    180° (k and −k lie on the same central plane). The origin gives 0.
+    """
+    theta = np.degrees(np.arctan2(-np.asarray(fz, float), np.asarray(fx, float)))
+    theta = np.where(theta > 90, theta - 180, theta)
+    return np.where(theta <= -90, theta + 180, theta)
+
+
+def _plane_regions(fz, fx, nz: int, nx: int, angles, guard: float):
+    """Present and missing (kz, kx) points for one choice of frequency coordinates.
+
+    Present: some acquired central plane passes through the voxel's box (half-width
+    ``1/(2 nx)`` along kx, ``1/(2 nz)`` along kz). Missing: every acquired plane is
+    farther than ``guard`` voxels (Euclidean, in voxel-index units) and the direction
+    lies outside ``[min(angles), max(angles)]``. The ky axis (kx = kz = 0) is present.
+    """
+    present = np.zeros(np.broadcast_shapes(fz.shape, fx.shape), dtype=bool)
+    far = np.ones_like(present)
+    for t in np.deg2rad(angles):
+        s, c = np.sin(t), np.cos(t)
+        along_normal = np.abs(fx * s + fz * c)  # cycles/voxel
+        present |= along_normal <= 0.5 * (abs(s) / nx + abs(c) / nz) + 1e-12
+        far &= along_normal > guard * np.hypot(s / nx, c / nz) + 1e-12
+    theta = folded_tilt_angle(fx, fz)
+    outside = (theta < angles.min() - 1e-9) | (theta > angles.max() + 1e-9)
+    outside &= (fx != 0) | (fz != 0)
+    return present, far & outside & ~present
+
+
+def fourier_regions_kzkx(shape, angles_deg, guard: float = GUARD_VOXELS):
+    """Present and missing regions of a single-axis acquisition in the (kz, kx) plane.
+
+    Both regions are independent of ky and are returned as 2-D ``(nz, nx)`` arrays in
+    unshifted FFT layout; ``region[:, None, :]`` broadcasts them to the volume.
+
+    *Present*: within half a voxel of the central plane of an acquired tilt (the plane
+    passes through the voxel, with the voxel's own extent ``1/nx`` along kx and ``1/nz``
+    along kz). *Missing*: outside the acquired angular range ``[min, max]`` of
+    ``angles_deg`` **and** farther than ``guard`` voxels from every acquired central
+    plane (Euclidean distance measured in voxel units of the FFT grid). Voxels in
+    between (the guard band, and gaps between planes inside the range) belong to
+    neither. The regions are disjoint.
+
+    Both are centrosymmetric (``m[k] == m[−k]``), as the sampled region of a real
+    volume's FFT is: the Nyquist index of an even axis stands for +0.5 and −0.5
+    cycles/voxel, so it is present when either alias is, and missing only when both are.
+
+    Parameters
+    ----------
+    shape : (nz, ny, nx)
+    angles_deg : array of float
+        Acquired tilt angles in degrees (any order, any symmetry).
+    guard : float
+        Guard band in voxels, ``>= 0`` (default :data:`GUARD_VOXELS` = 1.5).
+
+    Returns
+    -------
+    present, missing : ndarray of bool, shape ``(nz, nx)``
+    """
+    nz, _, nx = (int(n) for n in shape)
+    angles = np.asarray(angles_deg, dtype=np.float64).ravel()
+    if angles.size == 0:
+        raise ValueError("no tilt angles given")
+    if not guard >= 0:
+        raise ValueError(f"guard must be >= 0 voxels, got {guard}")
+    present = np.zeros((nz, nx), dtype=bool)
+    missing = np.ones((nz, nx), dtype=bool)
+    for fz in _frequency_aliases(nz):
+        for fx in _frequency_aliases(nx):
+            p, m = _plane_regions(fz[:, None], fx[None, :], nz, nx, angles, float(guard))
+            present |= p
+            missing &= m
+    return present, missing & ~present
+
+
 def present_mask(shape, angles_deg) -> np.ndarray:
     """Fourier voxels sampled by the acquisition (unshifted FFT layout).
 
     A Fourier voxel is *present* if the central plane of some acquired tilt passes
     within half a voxel of its centre, measured along the plane's normal with the
-    voxel's own extent (``1/nx`` along kx, ``1/nz`` along kz). Independent of ky.
+    voxel's own extent (``1/nx`` along kx, ``1/nz`` along kz). Independent of ky;
+    centrosymmetric (see :func:`fourier_regions_kzkx`).
 
     Parameters
     ----------
@@ -94,16 +192,22 @@ def present_mask(shape, angles_deg) -> np.ndarray:
     -------
     ndarray of bool, shape ``shape``
     """
-    nz, ny, nx = shape
-    fz, _, fx = _freq_grids(shape)
-    fz, fx = fz[:, 0, :], fx[:, 0, :]
-    mask = np.zeros((nz, nx), dtype=bool)
-    for t in np.deg2rad(np.asarray(angles_deg, float)):
-        s, c = np.sin(t), np.cos(t)
-        dist = np.abs(fx * s + fz * c)
-        tol = 0.5 * (abs(s) / nx + abs(c) / nz)
-        mask |= dist <= tol + 1e-12
-    return np.broadcast_to(mask[:, None, :], shape).copy()
+    present, _ = fourier_regions_kzkx(shape, angles_deg)
+    return np.broadcast_to(present[:, None, :], tuple(shape)).copy()
+
+
+def missing_mask(shape, angles_deg, guard: float = GUARD_VOXELS) -> np.ndarray:
+    """Fourier voxels of the missing region, with a guard band (unshifted FFT layout).
+
+    Outside the acquired angular range and farther than ``guard`` voxels from every
+    acquired central plane; see :func:`fourier_regions_kzkx`.
+
+    Returns
+    -------
+    ndarray of bool, shape ``shape``
+    """
+    _, missing = fourier_regions_kzkx(shape, angles_deg, guard)
+    return np.broadcast_to(missing[:, None, :], tuple(shape)).copy()
 
 
 def wedge_mask(shape, tilt_min: float, tilt_max: float) -> np.ndarray:
@@ -117,9 +221,7 @@ def wedge_mask(shape, tilt_min: float, tilt_max: float) -> np.ndarray:
     nz, ny, nx = shape
     fz, _, fx = _freq_grids(shape)
     fz, fx = np.broadcast_arrays(fz[:, 0, :], fx[:, 0, :])
-    theta = np.degrees(np.arctan2(-fz, fx))
-    theta = np.where(theta > 90, theta - 180, theta)
-    theta = np.where(theta <= -90, theta + 180, theta)
+    theta = folded_tilt_angle(fx, fz)
     m = (theta >= tilt_min - 1e-9) & (theta <= tilt_max + 1e-9)
     m |= (fx == 0) & (fz == 0)
     return np.broadcast_to(m[:, None, :], shape).astype(np.float32)

@@ -128,8 +128,8 @@ def base_dataset(path):
 
 def replicate(path):
     """The replicate of a dataset path: 1 for ``spheres``, r for ``spheres/rep{r}``."""
-    _, _, rep = path.partition("/rep")
-    return int(rep) if rep else 1
+    parts = path.split("/")
+    return int(parts[1].removeprefix("rep")) if len(parts) > 1 else 1
 
 
 def dataset_path(dataset, rep):
@@ -193,6 +193,7 @@ def run_info(wildcards):
         "replicate": replicate(wildcards.dataset),
         "seed": dataset_seed(wildcards),
         "acquisition": wildcards.acq,
+        "shape": dataset_shape(wildcards),
         "method": m,
         "kind": method_kind(m),
         "variant_of": variant_of(m, method_spec(m), KINDS_WITH_SETTINGS),

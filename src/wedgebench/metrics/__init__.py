@@ -4,8 +4,10 @@
 exists; :func:`reprojection_error` needs only the measured tilt series.
 
 Modules: :mod:`~wedgebench.metrics.normalise` (intensity conventions),
-:mod:`~wedgebench.metrics.image` (PSNR, SSIM, VIF), :mod:`~wedgebench.metrics.fsc`
-(full and directional FSC), :mod:`~wedgebench.metrics.shape` (z/x elongation).
+:mod:`~wedgebench.metrics.image` (PSNR, SSIM, VIF; ``fair`` and ``paper`` variants),
+:mod:`~wedgebench.metrics.fsc` (full and directional FSC),
+:mod:`~wedgebench.metrics.shape` (z/x elongation), :mod:`~wedgebench.metrics.slabs`
+(slab-wise, memory-lean evaluation).
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ import math
 import numpy as np
 
 from wedgebench.io import InputError
-from wedgebench.metrics.fsc import directional_fsc, fsc_auc, fsc_resolution
-from wedgebench.metrics.image import psnr, psnr_slices, ssim, ssim_slices, vif
-from wedgebench.metrics.normalise import affine_fit, check_pair, normalise_pair
+from wedgebench.metrics.fsc import (MIN_SHELL_VOXELS, directional_fsc, fsc_auc,
+                                    fsc_resolution)
+from wedgebench.metrics.image import psnr, psnr_paper, ssim, ssim_paper, vif, vif_paper
+from wedgebench.metrics.normalise import affine_fit, check_pair, normalise_pair, work_dtype
 from wedgebench.metrics.shape import sphere_zx_ratio
+from wedgebench.metrics.slabs import SLAB_VOXELS
 
-__all__ = ["compute_metrics", "reprojection_error"]
+__all__ = ["compute_metrics", "image_metrics", "reprojection_error"]
 
 FSC_REGIONS = ("full", "present", "missing")
+
+#: Conventions whose PSNR/SSIM/VIF every record carries under ``"conventions"``.
+RECORD_CONVENTIONS = ("fair", "paper")
 
 
 def _json_float(x) -> float | None:
@@ -33,17 +40,53 @@ def _json_float(x) -> float | None:
     return None if math.isnan(x) else x
 
 
+def _normalised_image_metrics(gt_n, rec_n, data_range: float, convention: str,
+                              slab_voxels) -> dict:
+    """PSNR, SSIM and VIF of a pair already normalised under ``convention``."""
+    if convention == "paper":
+        return {"psnr": psnr_paper(gt_n, rec_n, slab_voxels),
+                "ssim": ssim_paper(gt_n, rec_n, slab_voxels),
+                "vif": vif_paper(gt_n, rec_n, slab_voxels)}
+    return {"psnr": psnr(gt_n, rec_n, data_range, slab_voxels),
+            "ssim": ssim(gt_n, rec_n, data_range, slab_voxels),
+            "vif": vif(gt_n, rec_n, data_range, slab_voxels=slab_voxels)}
+
+
+def image_metrics(gt, rec, convention: str = "fair",
+                  slab_voxels: int | None = SLAB_VOXELS) -> dict:
+    """PSNR (dB), SSIM and VIF of a reconstruction under one normalisation convention.
+
+    ``"fair"`` / ``"minmax"``: the pair is normalised
+    (:func:`~wedgebench.metrics.normalise.normalise_pair`), then PSNR over the whole
+    volume with the ground truth's range, 3-D SSIM (7³ window) and VIFp pooled over
+    y-slices on a 0–255 scale (σ_n² = 2). ``"paper"``: the authors' code —
+    :func:`~wedgebench.metrics.image.psnr_paper`,
+    :func:`~wedgebench.metrics.image.ssim_paper`,
+    :func:`~wedgebench.metrics.image.vif_paper`.
+
+    Returns
+    -------
+    dict with ``psnr``, ``ssim``, ``vif`` (floats; NaN where undefined)
+    """
+    gt, rec = check_pair(gt, rec, ndim=3, dtype=None)
+    gt_n, rec_n, data_range = normalise_pair(gt, rec, convention, work_dtype(gt, rec),
+                                             slab_voxels)
+    return _normalised_image_metrics(gt_n, rec_n, data_range, convention, slab_voxels)
+
+
 def compute_metrics(gt, rec, voxel_size: float, angles_deg, convention: str = "fair",
-                    sphere_ratio: bool = False) -> dict:
+                    sphere_ratio: bool = False, guard_voxels: float | None = None,
+                    min_shell_voxels: int = MIN_SHELL_VOXELS,
+                    slab_voxels: int | None = SLAB_VOXELS) -> dict:
     """All ground-truth metrics of one reconstruction, as a JSON-serialisable dict.
 
-    The pair is normalised with :func:`~wedgebench.metrics.normalise.normalise_pair`
-    under ``convention``. With ``"fair"`` or ``"minmax"``, PSNR and SSIM are computed
-    on the whole volume (3-D SSIM, 7³ window); with ``"paper"`` they follow the
-    authors' code (mean over y-slices; PSNR with each slice's ground-truth maximum as
-    range, 2-D SSIM with a 7×7 window). VIF is always the mean 2-D VIFp over
-    y-slices on a 0–255 scale of the ground truth's range. The FSC curves use the
-    normalised pair (FSC ignores scale; the offset only touches the excluded DC term).
+    The top-level ``psnr``, ``ssim``, ``vif`` use the configured ``convention`` (see
+    :func:`image_metrics`); ``conventions`` always holds both the ``fair`` and the
+    ``paper`` values. The FSC curves, their summaries and the sphere ratio use the
+    pair normalised under ``convention`` (FSC ignores scale; the offset only touches
+    the excluded DC term). Volumes stay in their own precision (float32 from MRC
+    files) and every metric runs slab by slab, so the memory stays a few times the
+    size of the input volumes.
 
     Parameters
     ----------
@@ -56,49 +99,74 @@ def compute_metrics(gt, rec, voxel_size: float, angles_deg, convention: str = "f
     sphere_ratio : bool
         Also compute the mean z/x extent ratio of the ground truth's objects
         (meaningful for sphere phantoms).
+    guard_voxels : float, optional
+        Guard band of the missing Fourier region in voxels (default
+        :data:`wedgebench.geometry.GUARD_VOXELS` = 1.5; see
+        :mod:`wedgebench.metrics.fsc`).
+    min_shell_voxels : int
+        Shells with fewer voxels of a region are left out of that region's area and
+        resolution (default :data:`~wedgebench.metrics.fsc.MIN_SHELL_VOXELS` = 50).
+    slab_voxels : int or None
+        Voxels processed in float64 at a time (None: whole volumes).
 
     Returns
     -------
     dict
-        ``convention``, ``data_range``, ``psnr`` (dB), ``ssim``, ``vif``;
-        ``fsc`` = {``frequency`` (1/Å), ``full``, ``present``, ``missing`` (lists of
-        FSC per shell), ``n_present``, ``n_missing`` (voxels per shell)};
-        ``fsc_{full,present,missing}_auc`` (mean FSC up to Nyquist) and
-        ``fsc_{full,present,missing}_res_A`` (0.5-crossing in Å, see
-        :func:`~wedgebench.metrics.fsc.fsc_resolution`); optionally
-        ``sphere_zx_ratio``. Undefined values (NaN) are stored as None; a PSNR of a
-        perfect reconstruction is ``inf`` (written by :mod:`json` as ``Infinity``).
+        ``convention``, ``data_range``, ``voxel_size``, ``shape``, ``psnr`` (dB),
+        ``ssim``, ``vif``; ``conventions`` = {``fair``: {``psnr``, ``ssim``, ``vif``},
+        ``paper``: {…}}; ``fsc`` = {``frequency`` (1/Å), ``full``, ``present``,
+        ``missing`` (lists of FSC per shell), ``n_full``, ``n_present``, ``n_missing``
+        (voxels per shell)}; ``fsc_guard_voxels``, ``fsc_min_shell_voxels``;
+        ``fsc_{full,present,missing}_auc`` (mean FSC over shells with at least
+        ``min_shell_voxels`` voxels) and ``fsc_{full,present,missing}_res_A``
+        (0.5-crossing in Å, see :func:`~wedgebench.metrics.fsc.fsc_resolution`);
+        optionally ``sphere_zx_ratio``. Undefined values (NaN) are stored as None; a
+        PSNR of a perfect reconstruction is ``inf`` (written by :mod:`json` as
+        ``Infinity``).
     """
-    gt, rec = check_pair(gt, rec, ndim=3)
+    from wedgebench.geometry import GUARD_VOXELS
+
+    gt, rec = check_pair(gt, rec, ndim=3, dtype=None)
     angles = np.asarray(angles_deg, dtype=np.float64).ravel()
     if angles.size == 0:
         raise InputError("no tilt angles given")
-    gt_n, rec_n, data_range = normalise_pair(gt, rec, convention)
-    if convention == "paper":
-        p, s = psnr_slices(gt_n, rec_n), ssim_slices(gt_n, rec_n, data_range)
-    else:
-        p, s = psnr(gt_n, rec_n, data_range), ssim(gt_n, rec_n, data_range)
-    curves = directional_fsc(gt_n, rec_n, voxel_size, angles)
+    guard = GUARD_VOXELS if guard_voxels is None else float(guard_voxels)
+    dtype = work_dtype(gt, rec)
+    values, out = {}, {}
+    for name in dict.fromkeys((convention, *RECORD_CONVENTIONS)):
+        gt_n, rec_n, data_range = normalise_pair(gt, rec, name, dtype, slab_voxels)
+        values[name] = _normalised_image_metrics(gt_n, rec_n, data_range, name, slab_voxels)
+        if name == convention:
+            out = _fsc_record(gt_n, rec_n, voxel_size, angles, guard, int(min_shell_voxels),
+                              slab_voxels)
+            out["data_range"] = float(data_range)
+            if sphere_ratio:
+                out["sphere_zx_ratio"] = _json_float(sphere_zx_ratio(gt_n, rec_n))
+        del gt_n, rec_n
+    record = {"convention": convention, "data_range": out.pop("data_range"),
+              "voxel_size": float(voxel_size), "shape": list(gt.shape),
+              **{k: _json_float(v) for k, v in values[convention].items()},
+              "conventions": {c: {k: _json_float(v) for k, v in values[c].items()}
+                              for c in RECORD_CONVENTIONS}}
+    record.update(out)
+    return record
+
+
+def _fsc_record(gt_n, rec_n, voxel_size, angles, guard, min_voxels, slab_voxels) -> dict:
+    """The FSC part of a metrics record (curves, voxel counts, summaries)."""
+    curves = directional_fsc(gt_n, rec_n, voxel_size, angles, guard, slab_voxels)
     out = {
-        "convention": convention,
-        "data_range": float(data_range),
-        "voxel_size": float(voxel_size),
-        "shape": list(gt.shape),
-        "psnr": _json_float(p),
-        "ssim": _json_float(s),
-        "vif": _json_float(vif(gt_n, rec_n, data_range)),
         "fsc": {
             "frequency": [float(f) for f in curves["full"]["frequency"]],
             **{r: [_json_float(v) for v in curves[r]["fsc"]] for r in FSC_REGIONS},
-            "n_present": [int(n) for n in curves["present"]["n_voxels"]],
-            "n_missing": [int(n) for n in curves["missing"]["n_voxels"]],
+            **{f"n_{r}": [int(n) for n in curves[r]["n_voxels"]] for r in FSC_REGIONS},
         },
+        "fsc_guard_voxels": guard,
+        "fsc_min_shell_voxels": min_voxels,
     }
     for r in FSC_REGIONS:
-        out[f"fsc_{r}_auc"] = _json_float(fsc_auc(curves[r]))
-        out[f"fsc_{r}_res_A"] = _json_float(fsc_resolution(curves[r], 0.5))
-    if sphere_ratio:
-        out["sphere_zx_ratio"] = _json_float(sphere_zx_ratio(gt_n, rec_n))
+        out[f"fsc_{r}_auc"] = _json_float(fsc_auc(curves[r], min_voxels))
+        out[f"fsc_{r}_res_A"] = _json_float(fsc_resolution(curves[r], 0.5, min_voxels))
     return out
 
 

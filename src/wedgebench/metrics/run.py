@@ -8,7 +8,8 @@ import numpy as np
 
 from wedgebench.io import read_benchmark_seconds, read_json
 from wedgebench.metrics import compute_metrics, reprojection_error
-from wedgebench.metrics.fsc import fsc, fsc_auc, fsc_resolution
+from wedgebench.metrics.fsc import MIN_SHELL_VOXELS, fsc, fsc_auc, fsc_resolution
+from wedgebench.metrics.slabs import SLAB_VOXELS
 
 
 def read_runtime(paths) -> dict:
@@ -42,13 +43,20 @@ def read_runtime(paths) -> dict:
 
 
 def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, halves=None,
-             runtime_files=(), sphere_ratio: bool = False, convention: str = "fair") -> dict:
+             runtime_files=(), sphere_ratio: bool = False, convention: str = "fair",
+             guard_voxels: float | None = None, min_shell_voxels: int = MIN_SHELL_VOXELS,
+             slab_voxels: int | None = SLAB_VOXELS) -> dict:
     """Metrics of one reconstruction: ground-truth metrics when ``gt`` is given, always
     the reprojection error against the tilt series, and the runtime.
 
     ``halves`` = (reconstruction from the even tilts, from the odd tilts) of the same
     method adds the even/odd-tilt FSC (``even_odd_fsc``, its area and its 0.143
-    resolution in Å): the measure of real data, which has no ground truth.
+    resolution in Å, both over shells with at least ``min_shell_voxels`` voxels): the
+    measure of real data, which has no ground truth.
+
+    ``convention``, ``guard_voxels``, ``min_shell_voxels`` and ``slab_voxels`` are
+    passed to :func:`wedgebench.metrics.compute_metrics` (the workflow passes the
+    config's ``metrics`` section as keywords).
 
     Returns
     -------
@@ -57,17 +65,20 @@ def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, halves=None,
     out = {}
     if gt is not None:
         out.update(compute_metrics(gt, rec, voxel_size, angles_deg, convention=convention,
-                                   sphere_ratio=sphere_ratio))
+                                   sphere_ratio=sphere_ratio, guard_voxels=guard_voxels,
+                                   min_shell_voxels=min_shell_voxels,
+                                   slab_voxels=slab_voxels))
     angles = np.sort(np.asarray(angles_deg, float))
     out.update(tilt_min=float(angles[0]), tilt_max=float(angles[-1]), n_tilts=int(angles.size),
                tilt_step=float(np.median(np.diff(angles))) if angles.size > 1 else 0.0)
     out["reprojection_error"] = float(reprojection_error(rec, stack, angles_deg))
     if halves is not None:
-        curve = fsc(halves[0], halves[1], voxel_size)
+        curve = fsc(halves[0], halves[1], voxel_size, slab_voxels=slab_voxels)
         out["even_odd_fsc"] = {"frequency": curve["frequency"].tolist(),
-                               "fsc": curve["fsc"].tolist()}
-        out["even_odd_fsc_auc"] = float(fsc_auc(curve))
-        res = fsc_resolution(curve, 0.143)
+                               "fsc": curve["fsc"].tolist(),
+                               "n_voxels": curve["n_voxels"].tolist()}
+        out["even_odd_fsc_auc"] = float(fsc_auc(curve, min_shell_voxels))
+        res = fsc_resolution(curve, 0.143, min_shell_voxels)
         out["even_odd_fsc_res_A"] = None if res is None else float(res)
     out.update(read_runtime(runtime_files))
     return out

@@ -67,7 +67,7 @@ def object_zx_ratios(gt, rec, margin: float = 0.5, min_voxels: int = 27) -> np.n
     ndarray of float64
         One ratio per retained object (label order); empty if none.
     """
-    gt, rec = check_pair(gt, rec, ndim=3)
+    gt, rec = check_pair(gt, rec, ndim=3, dtype=None)  # float32 stays float32
     labels, _ = ndimage.label(gt > 0.5 * gt.max(), structure=np.ones((3, 3, 3)))
     ratios = []
     for lab, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -77,7 +77,7 @@ def object_zx_ratios(gt, rec, margin: float = 0.5, min_voxels: int = 27) -> np.n
         if obj.sum() < min_voxels or _touches_border(box, gt.shape):
             continue
         region = _padded_box(box, gt.shape, margin)
-        ratio = _zx_ratio(rec[region], labels[region], lab)
+        ratio = _zx_ratio(np.asarray(rec[region], np.float64), labels[region], lab)
         if np.isfinite(ratio):
             ratios.append(ratio)
     return np.asarray(ratios, dtype=np.float64)

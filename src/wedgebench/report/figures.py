@@ -178,14 +178,15 @@ def fsc_figure(curves: dict, out_png, title: str = "", threshold: float = 0.5,
     _save(fig, out_png)
 
 
-def sweep_figure(df, x: str, metric, out_png, title: str = "") -> None:
-    """Metric versus tilt step or tilt range, one line per method (Figure 5 style).
+def sweep_figure(df, x: str, metric, out_png, title: str = "", max_columns: int = 3) -> None:
+    """Metric versus tilt step or tilt range, one line per method (Figure 5 style), one
+    panel per metric in a grid of at most ``max_columns`` columns.
 
     Parameters
     ----------
     df : DataFrame
         Columns ``method``, ``x`` and the metric column(s); rows sharing method and
-        ``x`` are averaged.
+        ``x`` are averaged (e.g. replicates).
     x : {"tilt_step", "tilt_range"} or another column
         ``tilt_range`` is the maximum tilt angle of a symmetric range, in degrees.
     metric : str or list of str
@@ -200,11 +201,15 @@ def sweep_figure(df, x: str, metric, out_png, title: str = "") -> None:
     if df.empty:
         raise InputError("sweep table is empty")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), squeeze=False, constrained_layout=True,
-                             figsize=(4.6 * len(metrics) + 0.8, 3.8))
+    ncols = min(len(metrics), max_columns)
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, constrained_layout=True,
+                             figsize=(4.0 * ncols + 0.8, 3.3 * nrows))
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
     numeric = df.assign(**{m: pd.to_numeric(df[m], errors="coerce") for m in metrics})
     table = numeric.groupby(["method", x], sort=True)[metrics].mean().reset_index()
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes.flat, metrics):
         for method in pd.unique(df["method"]):
             sub = table[table["method"] == method].sort_values(x)
             ax.plot(sub[x], sub[m], marker="o", linewidth=1.6, label=str(method))

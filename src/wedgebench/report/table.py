@@ -49,10 +49,14 @@ PAPER_METHODS = {"eman2_fourier": "EMAN2", "imod_wbp": "IMOD", "isonet": "IsoNet
 #: The acquisition of the paper's Table 1.
 PAPER_ACQUISITION = "tilt-60_60_step2"
 
+#: The paper's data sizes [z, y, x] (Table 1 of the paper), shown beside ours.
+PAPER_SHAPES = {"spheres": "256×1024×1024", "shapes": "256×1024×1024", "p22": "360×360×360"}
+
 COLUMNS = ["dataset", "acquisition", "method", "replicate", "kind", "variant_of", "PSNR", "SSIM", "VIF", "runtime_min",
            "wall_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
            "fsc_full_res_A", "sphere_zx_ratio", "reprojection_error",
-           "even_odd_fsc_res_A", "paper_PSNR", "paper_SSIM", "paper_VIF",
+           "even_odd_fsc_res_A", "paper_conv_PSNR", "paper_conv_SSIM",
+           "paper_conv_VIF", "data_shape", "paper_shape", "paper_PSNR", "paper_SSIM", "paper_VIF",
            "paper_runtime_min"]
 
 
@@ -93,6 +97,7 @@ def _row(rec: dict) -> dict:
     own = rec["method"] == kind and not variant
     paper = paper_values(rec.get("paper_dataset", rec["dataset"]), kind if own else "", acq)
     wall = rec.get("wall_s")
+    pc = (m.get("conventions") or {}).get("paper") or {}
     return {
         "dataset": rec["dataset"], "acquisition": acq, "method": rec["method"],
         "replicate": int(rec.get("replicate", 1)), "kind": kind, "variant_of": variant,
@@ -106,6 +111,11 @@ def _row(rec: dict) -> dict:
         "sphere_zx_ratio": _num(m.get("sphere_zx_ratio")),
         "reprojection_error": _num(m.get("reprojection_error")),
         "even_odd_fsc_res_A": _num(m.get("even_odd_fsc_res_A")),
+        "paper_conv_PSNR": _num(pc.get("psnr")), "paper_conv_SSIM": _num(pc.get("ssim")),
+        "paper_conv_VIF": _num(pc.get("vif")),
+        "data_shape": "×".join(str(n) for n in rec.get("shape") or m.get("shape") or []) or None,
+        "paper_shape": PAPER_SHAPES.get(str(rec.get("paper_dataset", rec["dataset"])).lower())
+        if own and not all(math.isnan(v) for v in paper) else None,
         "paper_PSNR": paper[0], "paper_SSIM": paper[1], "paper_VIF": paper[2],
         "paper_runtime_min": paper[3],
     }
@@ -174,13 +184,16 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
 
 
 #: Table 1's metrics and whether higher is better (``sphere_zx_dev`` = |z/x ratio − 1|).
-VERDICT_METRICS = {"PSNR": True, "SSIM": True, "VIF": True, "fsc_full_auc": True,
+VERDICT_METRICS = {"PSNR": True, "SSIM": True, "VIF": True, "paper_conv_PSNR": True,
+                   "paper_conv_SSIM": True, "paper_conv_VIF": True, "fsc_full_auc": True,
                    "fsc_present_auc": True, "fsc_missing_auc": True, "fsc_full_res_A": False,
                    "sphere_zx_dev": False, "reprojection_error": False,
                    "even_odd_fsc_res_A": False, "runtime_min": False}
 
 #: Column titles of the Markdown summary.
 SUMMARY_TITLES = {"PSNR": "PSNR (dB)", "SSIM": "SSIM", "VIF": "VIF",
+                  "paper_conv_PSNR": "paper conv. PSNR", "paper_conv_SSIM": "paper conv. SSIM",
+                  "paper_conv_VIF": "paper conv. VIF",
                   "fsc_full_auc": "FSC area all", "fsc_present_auc": "FSC area present",
                   "fsc_missing_auc": "FSC area missing", "fsc_full_res_A": "FSC 0.5 (Å)",
                   "sphere_zx_dev": "|z/x − 1|", "reprojection_error": "reproj. error",
@@ -217,11 +230,11 @@ def summarise(table: pd.DataFrame, metrics: dict | None = None,
     verdict = compare_methods(df, metrics, confidence)
     keys = ["dataset", "acquisition", "method"]
     info = df.groupby(keys, sort=False, dropna=False).first().reset_index()
-    info = info[keys + ["kind", "variant_of"] + [c for c in df.columns
-                                                   if c.startswith("paper_")]]
+    paper = ["data_shape", "paper_shape", "paper_PSNR", "paper_SSIM", "paper_VIF",
+             "paper_runtime_min"]
+    info = info[keys + ["kind", "variant_of"] + paper]
     out = info.merge(verdict, on=keys, how="left")
     front = keys + ["kind", "variant_of", "n"]
-    paper = [c for c in out.columns if c.startswith("paper_")]
     return out[front + [c for c in out.columns if c not in front + paper] + paper]
 
 
@@ -245,14 +258,30 @@ def summary_markdown(summary: pd.DataFrame, fmt: str = ".3g") -> str:
     in **bold** only where every paired interval against it excludes 0, ``(tie)`` where
     one includes 0; a note when there is a single replicate (no interval, no winner)."""
     metrics = [m for m in SUMMARY_TITLES if f"{m}_mean" in summary.columns]
-    cols = ["dataset", "acquisition", "method", "kind", "n"] + metrics
-    lines = ["| " + " | ".join(SUMMARY_TITLES.get(c, c) for c in cols) + " |",
-             "|" + "|".join(":---" if c in ("dataset", "acquisition", "method", "kind")
-                            else "---:" for c in cols) + "|"]
+    text = ["dataset", "acquisition", "method", "kind"]
+    cols = text + ["n"] + metrics
+    # the paper's values stand right after our numbers in the paper's own convention
+    at = cols.index("paper_conv_VIF") + 1 if "paper_conv_VIF" in cols else len(cols)
+    cols[at:at] = ["data_shape", "paper"]
+    titles = {**SUMMARY_TITLES, "data_shape": "our data [z, y, x]",
+              "paper": "paper's Table 1: PSNR / SSIM / VIF (its data)"}
+    lines = ["| " + " | ".join(titles.get(c, c) for c in cols) + " |",
+             "|" + "|".join(":---" if c in (*text, "data_shape", "paper") else "---:"
+                            for c in cols) + "|"]
     for _, row in summary.iterrows():
-        cells = [str(row[c]) for c in ("dataset", "acquisition", "method", "kind")]
-        cells.append(str(int(row["n"])) if pd.notna(row["n"]) else "–")
-        cells += [_interval_cell(row, m, fmt) for m in metrics]
+        cells = []
+        for c in cols:
+            if c in text or c == "data_shape":
+                cells.append("–" if pd.isna(row.get(c)) else str(row[c]))
+            elif c == "n":
+                cells.append(str(int(row["n"])) if pd.notna(row["n"]) else "–")
+            elif c == "paper":
+                vals = [row.get(f"paper_{k}") for k in ("PSNR", "SSIM", "VIF")]
+                cells.append("–" if all(pd.isna(v) for v in vals) else
+                             " / ".join(format(v, "g") for v in vals) +
+                             f" ({row.get('paper_shape')})")
+            else:
+                cells.append(_interval_cell(row, c, fmt))
         lines.append("| " + " | ".join(cells) + " |")
     notes = []
     if (summary["n"].fillna(0) < 2).any():

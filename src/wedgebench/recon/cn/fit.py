@@ -18,7 +18,12 @@ scale (≈ 0.02–0.1 for data normalised to [0, 1]).
 
 A chain of slabs is fitted by :func:`fit_chain`: the first slab starts from the
 given weights (the anchor's, or a seeded random initialisation), every later
-one from the final weights of the slab before it.
+one from the final weights of the slab before it (``warm_start: neighbour``) or
+from the same given weights (``warm_start: anchor``). With ``ensemble: true`` a
+chunk's slabs are instead fitted *together* by :func:`fit_ensemble`: every slab
+starts from the anchor's weights and all networks run as one batched ensemble
+(one forward/backward per iteration; each slab keeps its own weights, loss and
+optimiser moments), which keeps a GPU busy where one small network would not.
 """
 
 from __future__ import annotations
@@ -33,11 +38,15 @@ import numpy as np
 import torch
 
 from ...projector import Projector
+from .ensemble import NetworkEnsemble, ensemble_groups
 from .model import CoordinateNetwork, build_network, n_parameters, options, slab_coordinates
 from .slabs import SlabPlan, make_plan, merge, postprocess, slab_size
 
 #: A loss this many times the first iteration's loss counts as divergence.
 EXPLODE_FACTOR = 1.0e4
+
+#: Values of ``cn.warm_start``: the initial weights of each slab after a chain's first.
+WARM_STARTS = ("neighbour", "anchor")
 
 
 @dataclass
@@ -86,11 +95,12 @@ def learning_rate(iteration: int, iterations: int, lr: float, lr_end: float) -> 
 
 
 def finite_difference_penalty(vol: torch.Tensor) -> torch.Tensor:
-    """Mean squared forward differences of ``vol[z, y, x]`` along every axis of length > 1."""
-    total = vol.new_zeros(())
-    for axis in range(3):
+    """Mean squared forward differences of ``vol[..., z, y, x]`` along every one of its
+    last three axes of length > 1; leading axes are batch axes (one value each)."""
+    total = vol.new_zeros(vol.shape[:-3])
+    for axis in (-3, -2, -1):
         if vol.shape[axis] > 1:
-            total = total + torch.diff(vol, dim=axis).pow(2).mean()
+            total = total + torch.diff(vol, dim=axis).pow(2).mean(dim=(-3, -2, -1))
     return total
 
 
@@ -114,11 +124,120 @@ def output_gain(stack: np.ndarray, thickness: int, output_scale="auto") -> float
     return float(output_scale)
 
 
-def _evaluate(net: CoordinateNetwork, coords: torch.Tensor, shape, amp: bool,
-              gain: float) -> torch.Tensor:
+def _evaluate(forward, coords: torch.Tensor, shape, amp: bool, gain: float) -> torch.Tensor:
+    """``gain · forward(coords)`` in fp32, reshaped to ``shape``."""
     with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
-        out = net(coords)
+        out = forward(coords)
     return (gain * out.float()).reshape(shape)
+
+
+def slab_losses(projector: Projector, vols: torch.Tensor, targets: torch.Tensor,
+                reg_weight: float = 0.0) -> torch.Tensor:
+    """The loss of each of ``S`` slab volumes against its own measured rows.
+
+    The slabs are projected together, side by side along y (the projector treats every
+    y-slice independently), and each loss is the mean L1 distance over its own rows,
+    plus ``reg_weight`` × :func:`finite_difference_penalty` of its own volume.
+
+    Parameters
+    ----------
+    projector : Projector
+    vols : Tensor ``[S, nz, j, nx]``
+    targets : Tensor ``[tilt, S, j, n_det]``
+    reg_weight : float
+
+    Returns
+    -------
+    Tensor ``[S]``
+    """
+    s, nz, j, nx = vols.shape
+    side_by_side = vols.permute(1, 0, 2, 3).reshape(nz, s * j, nx)
+    proj = projector.forward(side_by_side).reshape(projector.n_tilts, s, j, projector.n_det)
+    loss = (proj - targets).abs().mean(dim=(0, 2, 3))
+    if reg_weight:
+        loss = loss + reg_weight * finite_difference_penalty(vols)
+    return loss
+
+
+def _check_schedule(iterations: int, lr: float, lr_end: float) -> None:
+    if iterations < 1:
+        raise ValueError(f"cn iterations must be >= 1, got {iterations}")
+    if not (lr > 0 and lr_end > 0):
+        raise ValueError(f"cn learning rates must be > 0, got lr={lr}, lr_end={lr_end}")
+
+
+def _check_rows(shape, projector: Projector, name: str) -> None:
+    """``shape`` = (tilt, …, n_det) of measured rows must match ``projector``."""
+    if (shape[0], shape[-1]) != (projector.n_tilts, projector.n_det):
+        raise ValueError(f"{name}: tilt-series rows {tuple(shape)} do not match the "
+                         f"projector ({projector.n_tilts} tilts, {projector.n_det} px)")
+
+
+def _check_divergence(values, first, iteration: int, names) -> None:
+    """Raise FloatingPointError if a slab's loss is NaN/inf or exploded."""
+    for value, start, name in zip(values, first, names):
+        if not math.isfinite(value) or value > EXPLODE_FACTOR * max(start, 1e-12):
+            raise FloatingPointError(
+                f"CN fit of {name} diverged at iteration {iteration}: loss = {value!r} "
+                f"(first loss {start!r}); lower cn lr / anchor_lr")
+
+
+def _check_finite(volumes: np.ndarray, names) -> None:
+    """Raise FloatingPointError if a fitted slab volume (``volumes[i]``) has NaN/inf."""
+    for vol, name in zip(volumes, names):
+        if not np.all(np.isfinite(vol)):
+            raise FloatingPointError(f"CN fit of {name}: the fitted volume has NaN/inf values")
+
+
+def _optimise(params, volumes, targets: torch.Tensor, projector: Projector, *,
+              iterations: int, lr: float, lr_end: float, reg_weight: float, amp: bool,
+              names, log: logging.Logger | None, log_every: int, callback=None):
+    """The optimisation loop shared by :func:`fit_slab` and :func:`fit_slabs`.
+
+    One AdamW (amsgrad, no weight decay) over ``params``; each iteration sets the
+    learning rate (:func:`learning_rate`), evaluates ``volumes()`` (``[S, nz, j, nx]``),
+    and steps on the *sum* of the ``S`` :func:`slab_losses`, so that (Adam being
+    elementwise) the slabs' weights move exactly as if each had its own optimiser.
+
+    Returns
+    -------
+    list (one per slab) of lists of (iteration, loss, seconds)
+    """
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, amsgrad=True)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    log_every = int(log_every) or max(1, iterations // 10)
+    history = [[] for _ in names]
+    label = names[0] if len(names) == 1 else f"{len(names)} slabs ({names[0]}, …)"
+    first = None
+    t0 = time.perf_counter()
+    for it in range(iterations):
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(it, iterations, lr, lr_end)
+        vols = volumes()
+        loss = slab_losses(projector, vols, targets, reg_weight)
+        values = loss.detach().cpu().tolist()
+        if callback is not None:
+            callback(it, vols.detach())
+        first = values if first is None else first
+        _check_divergence(values, first, it, names)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss.sum()).backward()
+        scaler.step(opt)
+        scaler.update()
+        seconds = time.perf_counter() - t0
+        for h, value in zip(history, values):
+            h.append((it, value, seconds))
+        if log is not None and (it % log_every == 0 or it == iterations - 1):
+            log.info("%s it %d/%d loss %s lr %.3g %.1f s", label, it, iterations,
+                     _loss_text(values), opt.param_groups[0]["lr"], seconds)
+    return history
+
+
+def _loss_text(values) -> str:
+    """One loss, or the mean and maximum of several, for the log."""
+    if len(values) == 1:
+        return f"{values[0]:.6g}"
+    return f"{np.mean(values):.6g} (mean; max {max(values):.6g})"
 
 
 def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork, *,
@@ -169,63 +288,129 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
         The loss became NaN/inf or exploded (> ``EXPLODE_FACTOR`` × its first value),
         or the final volume is not finite.
     """
-    if iterations < 1:
-        raise ValueError(f"cn iterations must be >= 1, got {iterations}")
-    if not (lr > 0 and lr_end > 0):
-        raise ValueError(f"cn learning rates must be > 0, got lr={lr}, lr_end={lr_end}")
-    n_tilts, j, n_det = measured.shape
-    if (n_tilts, n_det) != (projector.n_tilts, projector.n_det):
-        raise ValueError(f"{name}: tilt-series rows {measured.shape} do not match the "
-                         f"projector ({projector.n_tilts} tilts, {projector.n_det} px)")
+    _check_schedule(iterations, lr, lr_end)
+    _check_rows(measured.shape, projector, name)
     device = projector.device
     amp = bool(mixed_precision) and device.type == "cuda"
-    shape = (projector.nz, j, projector.nx)
-    coords = slab_coordinates(*shape, device=device, mode=coordinates).reshape(-1, 3)
-    target = torch.from_numpy(np.ascontiguousarray(measured, np.float32)).to(device)
+    shape = (1, projector.nz, measured.shape[1], projector.nx)
+    coords = slab_coordinates(*shape[1:], device=device, mode=coordinates).reshape(-1, 3)
+    target = torch.from_numpy(np.ascontiguousarray(measured, np.float32)).to(device)[:, None]
     net.to(device).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0, amsgrad=True)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    log_every = int(log_every) or max(1, iterations // 10)
-    losses = []
-    first = None
-    t0 = time.perf_counter()
-    for it in range(iterations):
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(it, iterations, lr, lr_end)
-        vol = _evaluate(net, coords, shape, amp, gain)
-        loss = (projector.forward(vol) - target).abs().mean()
-        if reg_weight:
-            loss = loss + reg_weight * finite_difference_penalty(vol)
-        value = float(loss.detach())
-        if callback is not None:
-            callback(it, vol.detach())
-        if first is None:
-            first = value
-        if not math.isfinite(value) or value > EXPLODE_FACTOR * max(first, 1e-12):
-            raise FloatingPointError(
-                f"CN fit of {name} diverged at iteration {it}: loss = {value!r} "
-                f"(first loss {first!r}); lower cn lr / anchor_lr")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        seconds = time.perf_counter() - t0
-        losses.append((it, value, seconds))
-        if log is not None and (it % log_every == 0 or it == iterations - 1):
-            log.info("%s it %d/%d loss %.6g lr %.3g %.1f s", name, it, iterations, value,
-                     opt.param_groups[0]["lr"], seconds)
+    losses = _optimise(
+        list(net.parameters()), lambda: _evaluate(net, coords, shape, amp, gain), target,
+        projector, iterations=iterations, lr=lr, lr_end=lr_end, reg_weight=reg_weight,
+        amp=amp, names=[name], log=log, log_every=log_every,
+        callback=None if callback is None else (lambda it, vols: callback(it, vols[0])))[0]
     net.eval()
     with torch.no_grad():
         out = _evaluate(net, coords, shape, False, gain).cpu().numpy()
-    if not np.all(np.isfinite(out)):
-        raise FloatingPointError(f"CN fit of {name}: the fitted volume has NaN/inf values")
+    _check_finite(out, [name])
+    return out[0].astype(np.float32, copy=False), losses
+
+
+def fit_slabs(measured: np.ndarray, projector: Projector, nets: list, *,
+              iterations: int, lr: float, lr_end: float, gain: float = 1.0,
+              reg_weight: float = 0.0, coordinates: str = "unit",
+              mixed_precision: bool = True, names=None,
+              log: logging.Logger | None = None, log_every: int = 0):
+    """Fit ``S`` networks (in place), one per slab, as one batched ensemble.
+
+    Every slab keeps its own weights, loss and optimiser moments; one batched forward
+    and backward per iteration serves them all (:class:`~.ensemble.NetworkEnsemble`).
+    The result equals :func:`fit_slab` of each network on its own rows, up to float
+    rounding of the batched products — except under CUDA mixed precision, where one
+    GradScaler serves the whole ensemble (an overflow in any slab skips the step of
+    all of them, once, while the loss scale adapts).
+
+    Parameters
+    ----------
+    measured : ndarray ``[tilt, S, j, n_det]``
+        The tilt-series rows of every slab (all of the same height ``j``).
+    projector : Projector
+    nets : list of S CoordinateNetwork
+        The initial networks; each is overwritten with its fitted weights.
+    iterations, lr, lr_end, gain, reg_weight, coordinates, mixed_precision, log, log_every
+        As in :func:`fit_slab`.
+    names : list of str, optional
+        One per slab, for log messages and errors.
+
+    Returns
+    -------
+    volumes : ndarray ``[S, nz, j, nx]`` float32
+    losses : list (one per slab) of lists of (iteration, loss, seconds)
+
+    Raises
+    ------
+    FloatingPointError
+        As :func:`fit_slab`, naming the first slab that failed.
+    """
+    n_tilts, s, j, n_det = measured.shape
+    names = list(names) if names is not None else [f"slab {i}" for i in range(s)]
+    if len(nets) != s or len(names) != s:
+        raise ValueError(f"fit_slabs: {s} slabs of rows but {len(nets)} networks and "
+                         f"{len(names)} names")
+    _check_schedule(iterations, lr, lr_end)
+    _check_rows(measured.shape, projector, ", ".join(names))
+    device = projector.device
+    amp = bool(mixed_precision) and device.type == "cuda"
+    shape = (s, projector.nz, j, projector.nx)
+    coords = slab_coordinates(*shape[1:], device=device, mode=coordinates).reshape(-1, 3)
+    target = torch.from_numpy(np.ascontiguousarray(measured, np.float32)).to(device)
+    for net in nets:
+        net.to(device).train()
+    ensemble = NetworkEnsemble(nets)
+    losses = _optimise(
+        ensemble.parameters(), lambda: _evaluate(ensemble, coords, shape, amp, gain), target,
+        projector, iterations=iterations, lr=lr, lr_end=lr_end, reg_weight=reg_weight,
+        amp=amp, names=names, log=log, log_every=log_every)
+    with torch.no_grad():
+        out = _evaluate(ensemble, coords, shape, False, gain).cpu().numpy()
+    for i, net in enumerate(nets):
+        net.load_state_dict(ensemble.state_dict(i))
+        net.eval()
+    _check_finite(out, names)
     return out.astype(np.float32, copy=False), losses
+
+
+def _schedule(cfg: dict, anchor: bool) -> dict:
+    """``iterations``, ``lr``, ``lr_end`` of the anchor or of the warm-started slabs."""
+    prefix = "anchor_" if anchor else ""
+    return dict(iterations=int(cfg[prefix + "iterations"]), lr=float(cfg[prefix + "lr"]),
+                lr_end=float(cfg[prefix + "lr_end"]))
+
+
+def _fit_options(cfg: dict, stack: np.ndarray, thickness: int, log, anchor: bool) -> dict:
+    """Keyword arguments of :func:`fit_slab` / :func:`fit_slabs` from the ``cn`` section."""
+    return dict(_schedule(cfg, anchor), gain=output_gain(stack, thickness, cfg["output_scale"]),
+                reg_weight=float(cfg["reg_weight"]), coordinates=cfg["coordinates"],
+                mixed_precision=bool(cfg["mixed_precision"]), log=log,
+                log_every=int(cfg["log_every"]))
+
+
+def _start_network(cfg: dict, init_state: dict | None, seed: int) -> CoordinateNetwork:
+    """The seeded network, loaded with ``init_state`` when given."""
+    net = build_network(cfg, seed=seed)
+    if init_state is not None:
+        net.load_state_dict(init_state)
+    return net
+
+
+def _cpu_state(net: CoordinateNetwork) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def _slab_name(index: int, y0: int, y1: int) -> str:
+    return f"slab {index} (y {y0}:{y1})"
 
 
 def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *,
               init_state: dict | None, seed: int, anchor: bool, device="cpu",
               projector: Projector | None = None, log: logging.Logger | None = None):
-    """Fit a chain of slabs, each warm-started from the one before.
+    """Fit a chain of slabs one after another.
+
+    With ``cn.warm_start: neighbour`` (the default) each slab starts from the final
+    weights of the one before; with ``anchor`` every slab starts from the first
+    slab's initial network (``init_state``).
 
     Parameters
     ----------
@@ -258,29 +443,72 @@ def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *
         ``slabs`` is empty).
     """
     cfg = options(cfg)
+    if cfg["warm_start"] not in WARM_STARTS:
+        raise ValueError(f"cn warm_start must be one of {WARM_STARTS}, got "
+                         f"{cfg['warm_start']!r}")
     torch.manual_seed(int(seed))
-    n_det = stack.shape[2]
     if projector is None:
-        projector = Projector(thickness, n_det, angles_deg, device=device)
-    net = build_network(cfg, seed=seed)
-    if init_state is not None:
-        net.load_state_dict(init_state)
-    prefix = "anchor_" if anchor else ""
-    gain = output_gain(stack, thickness, cfg["output_scale"])
+        projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
+    net = _start_network(cfg, init_state, seed)
+    start = _cpu_state(net) if cfg["warm_start"] == "anchor" else None
+    kwargs = _fit_options(cfg, stack, thickness, log, anchor)
     fits = []
     for index, y0, y1 in slabs:
+        if start is not None:
+            net.load_state_dict(start)
         t0 = time.perf_counter()
-        vol, losses = fit_slab(
-            stack[:, y0:y1], projector, net,
-            iterations=int(cfg[prefix + "iterations"]), lr=float(cfg[prefix + "lr"]),
-            lr_end=float(cfg[prefix + "lr_end"]), gain=gain,
-            reg_weight=float(cfg["reg_weight"]), coordinates=cfg["coordinates"],
-            mixed_precision=bool(cfg["mixed_precision"]), name=f"slab {index} (y {y0}:{y1})",
-            log=log, log_every=int(cfg["log_every"]))
+        vol, losses = fit_slab(stack[:, y0:y1], projector, net,
+                               name=_slab_name(index, y0, y1), **kwargs)
         fits.append(SlabFit(index, y0, y1, vol, losses, time.perf_counter() - t0))
-    state = ({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-             if fits or init_state is None else copy.deepcopy(init_state))
+    state = (_cpu_state(net) if fits or init_state is None else copy.deepcopy(init_state))
     return fits, state
+
+
+def fit_ensemble(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *,
+                 init_state: dict | None, seed: int, device="cpu",
+                 projector: Projector | None = None, log: logging.Logger | None = None):
+    """Fit slabs together as batched ensembles, every slab from ``init_state``.
+
+    The slabs are grouped by height and in groups of at most ``cn.ensemble_size``
+    (:func:`~.ensemble.ensemble_groups`); each group is one :func:`fit_slabs` with the
+    warm-start schedule (``iterations``, ``lr``, ``lr_end``). Equivalent to
+    :func:`fit_chain` with ``warm_start: anchor`` (up to float rounding).
+
+    Parameters
+    ----------
+    stack, angles_deg, thickness, slabs, cfg, init_state, seed, device, projector, log
+        As in :func:`fit_chain`.
+
+    Returns
+    -------
+    fits : list of SlabFit
+        In the order of ``slabs``; ``seconds`` is the wall time of the slab's group
+        divided by the group's size (so the sum over fits is the total wall time).
+    state : dict
+        State dict (on CPU) of the last slab's fitted network (``init_state`` if
+        ``slabs`` is empty).
+    """
+    cfg = options(cfg)
+    torch.manual_seed(int(seed))
+    if projector is None:
+        projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
+    start = _start_network(cfg, init_state, seed)
+    kwargs = _fit_options(cfg, stack, thickness, log, anchor=False)
+    slabs = list(slabs)
+    fits = {}
+    state = (copy.deepcopy(init_state) if init_state is not None else _cpu_state(start))
+    for group in ensemble_groups(slabs, cfg["ensemble_size"]):
+        nets = [copy.deepcopy(start) for _ in group]
+        t0 = time.perf_counter()
+        vols, losses = fit_slabs(np.stack([stack[:, y0:y1] for _, y0, y1 in group], axis=1),
+                                 projector, nets, names=[_slab_name(*s) for s in group],
+                                 **kwargs)
+        seconds = (time.perf_counter() - t0) / len(group)
+        for (index, y0, y1), vol, loss, net in zip(group, vols, losses, nets):
+            fits[index] = SlabFit(index, y0, y1, vol, loss, seconds)
+            if index == slabs[-1][0]:
+                state = _cpu_state(net)
+    return [fits[s[0]] for s in slabs], state
 
 
 def plan_for(stack_shape, cfg: dict) -> SlabPlan:
@@ -320,18 +548,28 @@ def fit_chunk(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, chunk: i
               log: logging.Logger | None = None):
     """Fit every run of ``chunk``, each starting from ``anchor_state``.
 
+    Sequentially (:func:`fit_chain`, per ``cn.warm_start``), or with ``cn.ensemble``
+    all the chunk's slabs together, each from ``anchor_state`` (:func:`fit_ensemble`).
+
     Returns
     -------
     fits : list of SlabFit
     state : dict
         Weights after the chunk's last slab (the anchor's if the chunk is empty).
     """
+    cfg = options(cfg)
     plan = plan_for(stack.shape, cfg)
     projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
-    fits, state = [], anchor_state
     runs = plan.chunk_slabs(chunk)
     if log is not None:
-        log.info("CN chunk %d: runs %s", chunk, [[s[0] for s in r] for r in runs])
+        log.info("CN chunk %d: runs %s, %s", chunk, [[s[0] for s in r] for r in runs],
+                 f"batched ensemble (size {cfg['ensemble_size'] or 'all'}) from the anchor"
+                 if cfg["ensemble"] else f"sequential, warm start from {cfg['warm_start']}")
+    if cfg["ensemble"]:
+        return fit_ensemble(stack, angles_deg, thickness, [s for r in runs for s in r], cfg,
+                            init_state=anchor_state, seed=seed, device=device,
+                            projector=projector, log=log)
+    fits, state = [], anchor_state
     for run in runs:
         f, state = fit_chain(stack, angles_deg, thickness, run, cfg, init_state=anchor_state,
                              seed=seed, anchor=False, device=device, projector=projector,

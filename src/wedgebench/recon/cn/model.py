@@ -42,7 +42,8 @@ CN_DEFAULTS = {
     "params_per_measurement": 2.0, "overlap": 0, "chunks": 2, "anchor_iterations": 300,
     "anchor_lr": 1.0e-3, "anchor_lr_end": 1.0e-4, "iterations": 150, "lr": 1.0e-3,
     "lr_end": 1.0e-4, "reg_weight": 0.0, "output": "clip_rescale", "mixed_precision": True,
-    "log_every": 0, "mem_mb": 2000, "runtime": 60,
+    "log_every": 0, "mem_mb": 2000, "runtime": 60, "warm_start": "neighbour",
+    "ensemble": False, "ensemble_size": 0,
 }
 
 ENCODINGS = ("none", "fourier")
