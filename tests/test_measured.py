@@ -10,6 +10,8 @@ from wedgebench.tiltseries import simulate_tiltseries
 from workflow_utils import run_snakemake, tiny_config
 
 SHAPE = [16, 16, 24]
+HELDOUT_KEYS = ("heldout_tilt_error", "heldout_tilt_error_even_to_odd",
+                "heldout_tilt_error_odd_to_even")
 
 
 def measured_config(tmp_path, n_tlt=None, methods=None):
@@ -34,6 +36,8 @@ def test_measured_tiltseries_end_to_end(tmp_path):
         m = json.loads((res / "measured" / "metrics" / f"{method}.json").read_text())
         assert np.isfinite(m["reprojection_error"]) and 0 <= m["reprojection_error"] < 1
         assert len(m["even_odd_fsc"]["fsc"]) > 3 and np.isfinite(m["even_odd_fsc_auc"])
+        for key in HELDOUT_KEYS:
+            assert np.isfinite(m[key]) and 0 <= m[key] <= 1.5, (method, key, m[key])
         assert "psnr" not in m
     assert (res / "measured-even" / "tiltseries.tlt").read_text().count("\n") == 10
     assert (tmp_path / "run" / "results" / "report" / "table1.csv").is_file()

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from wedgebench.geometry import present_mask, tilt_angles
 from wedgebench.io import InputError
-from wedgebench.metrics import compute_metrics, reprojection_error
+from wedgebench.metrics import compute_metrics, heldout_tilt_error, reprojection_error
 from wedgebench.metrics.fsc import directional_fsc, fsc, fsc_auc, fsc_resolution
 from wedgebench.metrics.image import _vifp_terms, psnr, ssim, ssim_slices, vif, vifp
 from wedgebench.metrics.normalise import affine_fit, normalise_pair
@@ -244,6 +244,55 @@ def test_reprojection_error(phantom):
     assert 0.1 < reprojection_error(blurred, stack, ANGLES) < 1.0
     with pytest.raises(InputError):
         reprojection_error(phantom, stack[:-1], ANGLES)
+
+
+# ---------------------------------------------------------------- held-out tilts (issue 13)
+
+HELDOUT_ANGLES = tilt_angles((-54, 54), 12)  # 10 tilts
+
+
+@pytest.fixture(scope="module")
+def heldout_case():
+    """A tiny non-negative volume and its even and odd tilts, simulated by the ray-driven
+    projector (normalised to [0, 1], as the pipeline's tilt series)."""
+    from wedgebench.tiltseries import simulate_tiltseries
+
+    vol = smooth_field((12, 16, 20), seed=3).astype(np.float32)
+    vol -= vol.min()
+    stack = simulate_tiltseries(vol, HELDOUT_ANGLES)
+    return vol, (stack[0::2], HELDOUT_ANGLES[0::2], stack[1::2], HELDOUT_ANGLES[1::2])
+
+
+def test_heldout_tilt_error_perfect_reconstruction_is_zero(heldout_case):
+    vol, halves = heldout_case
+    err = heldout_tilt_error(vol, vol, *halves)
+    assert set(err) == {"heldout_tilt_error", "heldout_tilt_error_even_to_odd",
+                        "heldout_tilt_error_odd_to_even"}
+    assert all(0 <= e < 1e-5 for e in err.values())  # float32 rounding only: ~2e-7
+
+
+def test_heldout_tilt_error_featureless_reconstruction_is_one(heldout_case):
+    vol, halves = heldout_case
+    zero, const = np.zeros_like(vol), np.full_like(vol, 2.5)
+    assert heldout_tilt_error(zero, zero, *halves)["heldout_tilt_error"] == pytest.approx(1.0)
+    assert heldout_tilt_error(const, const, *halves)["heldout_tilt_error"] == pytest.approx(
+        1.0, abs=1e-3)
+
+
+def test_heldout_tilt_error_ignores_scale_and_offset(heldout_case):
+    vol, (s_even, a_even, s_odd, a_odd) = heldout_case
+    blurred = ndimage.gaussian_filter(vol, (3, 0, 3))
+    ref = heldout_tilt_error(blurred, vol, s_even, a_even, s_odd, a_odd)
+    assert 0.2 < ref["heldout_tilt_error_even_to_odd"] < 0.9
+    moved = heldout_tilt_error(-3 * blurred + 7, 0.5 * vol - 1, 2 * s_even + 1, a_even,
+                               s_odd - 4, a_odd)
+    assert moved == pytest.approx(ref, abs=1e-5)
+
+
+def test_heldout_tilt_error_checks_its_halves(heldout_case):
+    vol, (s_even, a_even, s_odd, a_odd) = heldout_case
+    with pytest.raises(InputError, match="tilts but"):
+        heldout_tilt_error(vol, vol, s_even, a_even, s_odd, a_odd[:-1])
 
 
 # ---------------------------------------------------------------- Fourier regions (issue 13)

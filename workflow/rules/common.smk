@@ -175,14 +175,30 @@ def ground_truth(wildcards):
     return f"results/{wildcards.dataset}/ground_truth.mrc"
 
 
-def half_reconstructions(wildcards):
-    """Measured data: the method's reconstructions from the even and the odd tilts."""
+def measured_halves(wildcards, *patterns):
+    """Measured data: ``patterns`` filled in for the even, then the odd tilts ({half});
+    nothing for simulated data."""
     if has_ground_truth(wildcards.dataset):
         return []
     return [
-        f"results/{wildcards.dataset}/{half}/recon/{wildcards.method}.mrc"
+        pattern.format(half=half, **wildcards)
         for half in ("measured-even", "measured-odd")
+        for pattern in patterns
     ]
+
+
+def half_reconstructions(wildcards):
+    """Measured data: the method's reconstructions from the even and the odd tilts."""
+    return measured_halves(wildcards, "results/{dataset}/{half}/recon/{method}.mrc")
+
+
+def half_tiltseries(wildcards):
+    """Measured data: the even and the odd tilts (.mrc, .tlt of each, in that order)."""
+    return measured_halves(
+        wildcards,
+        "results/{dataset}/{half}/tiltseries.mrc",
+        "results/{dataset}/{half}/tiltseries.tlt",
+    )
 
 
 def run_info(wildcards):

@@ -10,6 +10,7 @@ rule metrics:
         tlt="results/{dataset}/{acq}/tiltseries.tlt",
         runtime=runtime_inputs,
         halves=half_reconstructions,
+        half_tilts=half_tiltseries,
     output:
         "results/{dataset}/{acq}/metrics/{method}.json",
     log:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from wedgebench.io import read_benchmark_seconds, read_json
-from wedgebench.metrics import compute_metrics, reprojection_error
+from wedgebench.metrics import compute_metrics, heldout_tilt_error, reprojection_error
 from wedgebench.metrics.fsc import MIN_SHELL_VOXELS, fsc, fsc_auc, fsc_resolution
 from wedgebench.metrics.slabs import SLAB_VOXELS
 
@@ -43,16 +43,24 @@ def read_runtime(paths) -> dict:
 
 
 def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, halves=None,
-             runtime_files=(), sphere_ratio: bool = False, convention: str = "fair",
-             guard_voxels: float | None = None, min_shell_voxels: int = MIN_SHELL_VOXELS,
+             half_tilts=None, runtime_files=(), sphere_ratio: bool = False,
+             convention: str = "fair", guard_voxels: float | None = None,
+             min_shell_voxels: int = MIN_SHELL_VOXELS,
              slab_voxels: int | None = SLAB_VOXELS) -> dict:
     """Metrics of one reconstruction: ground-truth metrics when ``gt`` is given, always
-    the reprojection error against the tilt series, and the runtime.
+    the reprojection error against the tilt series, the measured-data metrics when the
+    even/odd halves are given, and the runtime.
 
     ``halves`` = (reconstruction from the even tilts, from the odd tilts) of the same
     method adds the even/odd-tilt FSC (``even_odd_fsc``, its area and its 0.143
     resolution in Å, both over shells with at least ``min_shell_voxels`` voxels): the
-    measure of real data, which has no ground truth.
+    measure of real data, which has no ground truth. With ``half_tilts`` =
+    ((even stack, even angles), (odd stack, odd angles)), the tilts those halves were
+    reconstructed from, it also adds the held-out-tilt error (``heldout_tilt_error``
+    and its two directions; see :func:`wedgebench.metrics.heldout_tilt_error`), the
+    headline measure of real data: the ``reprojection_error`` scores the tilts a
+    reconstruction was made from, through the projector CN minimises, so it favours
+    methods that fit the data through that projector.
 
     ``convention``, ``guard_voxels``, ``min_shell_voxels`` and ``slab_voxels`` are
     passed to :func:`wedgebench.metrics.compute_metrics` (the workflow passes the
@@ -73,12 +81,40 @@ def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, halves=None,
                tilt_step=float(np.median(np.diff(angles))) if angles.size > 1 else 0.0)
     out["reprojection_error"] = float(reprojection_error(rec, stack, angles_deg))
     if halves is not None:
-        curve = fsc(halves[0], halves[1], voxel_size, slab_voxels=slab_voxels)
-        out["even_odd_fsc"] = {"frequency": curve["frequency"].tolist(),
-                               "fsc": curve["fsc"].tolist(),
-                               "n_voxels": curve["n_voxels"].tolist()}
-        out["even_odd_fsc_auc"] = float(fsc_auc(curve, min_shell_voxels))
-        res = fsc_resolution(curve, 0.143, min_shell_voxels)
-        out["even_odd_fsc_res_A"] = None if res is None else float(res)
+        out.update(even_odd_fsc(halves, voxel_size, min_shell_voxels, slab_voxels))
+        if half_tilts is not None:
+            (stack_even, angles_even), (stack_odd, angles_odd) = half_tilts
+            out.update(heldout_tilt_error(halves[0], halves[1], stack_even, angles_even,
+                                          stack_odd, angles_odd))
     out.update(read_runtime(runtime_files))
     return out
+
+
+def even_odd_fsc(halves, voxel_size: float, min_shell_voxels: int = MIN_SHELL_VOXELS,
+                 slab_voxels: int | None = SLAB_VOXELS) -> dict:
+    """FSC between the reconstructions from the even and from the odd tilts.
+
+    Parameters
+    ----------
+    halves : (ndarray, ndarray)
+        Reconstructions ``[z, y, x]`` from the even and from the odd tilts.
+    voxel_size : float
+        Å per voxel.
+    min_shell_voxels : int
+        Shells with fewer voxels are left out of the area and the resolution.
+    slab_voxels : int or None
+        Voxels processed in float64 at a time (None: whole volumes).
+
+    Returns
+    -------
+    dict
+        ``even_odd_fsc`` = {``frequency`` (1/Å), ``fsc``, ``n_voxels``} (lists),
+        ``even_odd_fsc_auc`` and ``even_odd_fsc_res_A`` (0.143-crossing in Å, or None).
+    """
+    curve = fsc(halves[0], halves[1], voxel_size, slab_voxels=slab_voxels)
+    res = fsc_resolution(curve, 0.143, min_shell_voxels)
+    return {"even_odd_fsc": {"frequency": curve["frequency"].tolist(),
+                             "fsc": curve["fsc"].tolist(),
+                             "n_voxels": curve["n_voxels"].tolist()},
+            "even_odd_fsc_auc": float(fsc_auc(curve, min_shell_voxels)),
+            "even_odd_fsc_res_A": None if res is None else float(res)}

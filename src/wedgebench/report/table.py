@@ -55,7 +55,7 @@ PAPER_SHAPES = {"spheres": "256×1024×1024", "shapes": "256×1024×1024", "p22"
 COLUMNS = ["dataset", "acquisition", "method", "replicate", "kind", "variant_of", "PSNR", "SSIM", "VIF", "runtime_min",
            "wall_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
            "fsc_full_res_A", "sphere_zx_ratio", "reprojection_error",
-           "even_odd_fsc_res_A", "paper_conv_PSNR", "paper_conv_SSIM",
+           "heldout_tilt_error", "even_odd_fsc_res_A", "paper_conv_PSNR", "paper_conv_SSIM",
            "paper_conv_VIF", "data_shape", "paper_shape", "paper_PSNR", "paper_SSIM", "paper_VIF",
            "paper_runtime_min"]
 
@@ -110,6 +110,7 @@ def _row(rec: dict) -> dict:
         "fsc_full_res_A": _num(m.get("fsc_full_res_A")),
         "sphere_zx_ratio": _num(m.get("sphere_zx_ratio")),
         "reprojection_error": _num(m.get("reprojection_error")),
+        "heldout_tilt_error": _num(m.get("heldout_tilt_error")),
         "even_odd_fsc_res_A": _num(m.get("even_odd_fsc_res_A")),
         "paper_conv_PSNR": _num(pc.get("psnr")), "paper_conv_SSIM": _num(pc.get("ssim")),
         "paper_conv_VIF": _num(pc.get("vif")),
@@ -188,6 +189,7 @@ VERDICT_METRICS = {"PSNR": True, "SSIM": True, "VIF": True, "paper_conv_PSNR": T
                    "paper_conv_SSIM": True, "paper_conv_VIF": True, "fsc_full_auc": True,
                    "fsc_present_auc": True, "fsc_missing_auc": True, "fsc_full_res_A": False,
                    "sphere_zx_dev": False, "reprojection_error": False,
+                   "heldout_tilt_error": False,
                    "even_odd_fsc_res_A": False, "runtime_min": False}
 
 #: Column titles of the Markdown summary.
@@ -197,6 +199,7 @@ SUMMARY_TITLES = {"PSNR": "PSNR (dB)", "SSIM": "SSIM", "VIF": "VIF",
                   "fsc_full_auc": "FSC area all", "fsc_present_auc": "FSC area present",
                   "fsc_missing_auc": "FSC area missing", "fsc_full_res_A": "FSC 0.5 (Å)",
                   "sphere_zx_dev": "|z/x − 1|", "reprojection_error": "reproj. error",
+                  "heldout_tilt_error": "held-out-tilt error",
                   "even_odd_fsc_res_A": "even/odd FSC 0.143 (Å)", "runtime_min": "runtime (min)"}
 
 
