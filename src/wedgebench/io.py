@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -178,6 +179,57 @@ def read_star(path: str | os.PathLike):
     if len(data) != 1:
         raise InputError(f"{path}: expected one data block, found {len(data)}")
     return next(iter(data.values()))
+
+
+_STAR_TOKEN = re.compile(r'"[^"]*"|\'[^\']*\'|\S+')
+
+
+def read_star_columns(path: str | os.PathLike) -> dict[str, list[str]]:
+    """The columns of a one-block, one-loop STAR file as lists of strings, without pandas.
+
+    A light reader for the STAR files this package writes (jobs that only need a
+    column or two then skip importing pandas and starfile); quoted values (``"a b"``)
+    are unquoted. Anything else (several blocks, key-value pairs, ragged rows) raises
+    :class:`InputError`; :func:`read_star` reads those.
+
+    Returns
+    -------
+    dict : column name (without the leading ``_``) → values, in file order
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file does not exist")
+    names: list[str] = []
+    rows: list[list[str]] = []
+    blocks, in_loop = 0, False
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("data_"):
+            blocks += 1
+            if blocks > 1:
+                raise InputError(f"{path}:{lineno}: more than one data block")
+        elif line == "loop_":
+            if in_loop or names:
+                raise InputError(f"{path}:{lineno}: more than one loop")
+            in_loop = True
+        elif line.startswith("_"):
+            if not in_loop or rows:
+                raise InputError(f"{path}:{lineno}: not a loop column: {line!r}")
+            names.append(line.split()[0][1:])
+        else:
+            if not names:
+                raise InputError(f"{path}:{lineno}: data before any loop column")
+            vals = [v[1:-1] if v[0] in "\"'" and len(v) > 1 else v
+                    for v in _STAR_TOKEN.findall(line)]
+            if len(vals) != len(names):
+                raise InputError(f"{path}:{lineno}: {len(vals)} values for {len(names)} "
+                                 "columns")
+            rows.append(vals)
+    if blocks != 1 or not names:
+        raise InputError(f"{path}: expected one data block with one loop")
+    return {n: [r[i] for r in rows] for i, n in enumerate(names)}
 
 
 def read_benchmark_seconds(paths) -> float:

@@ -11,6 +11,9 @@ exactly back-projection with linear interpolation (IMOD's choice), and
 
 Gradients flow through :meth:`Projector.forward` and :meth:`Projector.adjoint`
 (a custom autograd function applies ``Aᵀ`` / ``A`` backwards), on CPU and CUDA.
+
+torch and SciPy are imported when a projector is built, not with this module, so that
+importing it costs nothing for jobs that never project.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.sparse
-import torch
 
 
 def projection_matrix_coo(nz: int, nx: int, angles_deg, n_det: int | None = None):
@@ -62,6 +63,8 @@ def projection_matrix_coo(nz: int, nx: int, angles_deg, n_det: int | None = None
 
 def _csr(mat, device):
     """A torch CSR tensor from a SciPy CSR matrix."""
+    import torch
+
     mat.sum_duplicates()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -72,17 +75,28 @@ def _csr(mat, device):
             dtype=torch.float32, check_invariants=False).to(device)
 
 
-class _SparseApply(torch.autograd.Function):
-    """``y = M @ x`` with ``dL/dx = Mᵀ @ dL/dy``; M and Mᵀ are precomputed CSR matrices."""
+_SPARSE_APPLY = None
 
-    @staticmethod
-    def forward(ctx, x, mat, mat_t):
-        ctx.mat_t = mat_t
-        return mat @ x
 
-    @staticmethod
-    def backward(ctx, grad):
-        return ctx.mat_t @ grad.contiguous(), None, None
+def _sparse_apply():
+    """The autograd function ``y = M @ x`` with ``dL/dx = Mᵀ @ dL/dy`` (M and Mᵀ are
+    precomputed CSR matrices), defined on first use (it subclasses a torch class)."""
+    global _SPARSE_APPLY
+    if _SPARSE_APPLY is None:
+        import torch
+
+        class _SparseApply(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, mat, mat_t):
+                ctx.mat_t = mat_t
+                return mat @ x
+
+            @staticmethod
+            def backward(ctx, grad):
+                return ctx.mat_t @ grad.contiguous(), None, None
+
+        _SPARSE_APPLY = _SparseApply
+    return _SPARSE_APPLY
 
 
 class Projector:
@@ -102,6 +116,9 @@ class Projector:
 
     def __init__(self, nz: int, nx: int, angles_deg, n_det: int | None = None,
                  device="cpu"):
+        import scipy.sparse
+        import torch
+
         self.nz, self.nx = int(nz), int(nx)
         self.n_det = self.nx if n_det is None else int(n_det)
         self.angles = np.asarray(angles_deg, np.float64)
@@ -118,26 +135,32 @@ class Projector:
 
     def forward(self, vol: torch.Tensor) -> torch.Tensor:
         """Project ``vol[z, y, x]`` to a tilt series ``[tilt, y, n_det]`` (float32)."""
+        import torch
+
         nz, ny, nx = vol.shape
         if (nz, nx) != (self.nz, self.nx):
             raise ValueError(f"volume (z, x) = {(nz, nx)} != projector {(self.nz, self.nx)}")
         cols = vol.to(torch.float32).permute(0, 2, 1).reshape(nz * nx, ny)
-        out = _SparseApply.apply(cols, self._a, self._at)
+        out = _sparse_apply().apply(cols, self._a, self._at)
         return out.reshape(self.n_tilts, self.n_det, ny).permute(0, 2, 1)
 
     def adjoint(self, sino: torch.Tensor) -> torch.Tensor:
         """Back-project ``sino[tilt, y, n_det]`` to a volume ``[z, y, x]`` (float32)."""
+        import torch
+
         nt, ny, nd = sino.shape
         if (nt, nd) != (self.n_tilts, self.n_det):
             raise ValueError(f"tilt series (tilt, x) = {(nt, nd)} != projector "
                              f"{(self.n_tilts, self.n_det)}")
         cols = sino.to(torch.float32).permute(0, 2, 1).reshape(nt * nd, ny)
-        out = _SparseApply.apply(cols, self._at, self._a)
+        out = _sparse_apply().apply(cols, self._at, self._a)
         return out.reshape(self.nz, self.nx, ny).permute(0, 2, 1)
 
 
 def project(vol: np.ndarray, angles_deg, n_det: int | None = None) -> np.ndarray:
     """NumPy convenience: project ``vol[z, y, x]`` → ``[tilt, y, n_det]`` float32."""
+    import torch
+
     p = Projector(vol.shape[0], vol.shape[2], angles_deg, n_det)
     with torch.no_grad():
         return p.forward(torch.from_numpy(np.ascontiguousarray(vol, np.float32))).numpy().copy()
@@ -145,6 +168,8 @@ def project(vol: np.ndarray, angles_deg, n_det: int | None = None) -> np.ndarray
 
 def backproject(sino: np.ndarray, angles_deg, nz: int, nx: int | None = None) -> np.ndarray:
     """NumPy convenience: back-project ``sino[tilt, y, n_det]`` → ``[nz, y, nx]`` float32."""
+    import torch
+
     nx = sino.shape[2] if nx is None else nx
     p = Projector(nz, nx, angles_deg, sino.shape[2])
     with torch.no_grad():

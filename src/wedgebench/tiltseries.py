@@ -12,8 +12,6 @@ numerically integrated line integral.
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def simulate_projections(vol: np.ndarray, angles_deg, oversampling: int = 3,
@@ -39,6 +37,9 @@ def simulate_projections(vol: np.ndarray, angles_deg, oversampling: int = 3,
     -------
     ndarray float32 ``[tilt, y, n_det]``
     """
+    import torch
+    import torch.nn.functional as F
+
     vol = np.ascontiguousarray(vol, np.float32)
     nz, ny, nx = vol.shape
     n_det = nx if n_det is None else int(n_det)

@@ -14,15 +14,24 @@ custom      :mod:`wedgebench.phantoms.custom` (a user's MRC volume)
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import numpy as np
 
 from wedgebench.io import InputError
-from wedgebench.phantoms import custom, p22, shapes, spheres, ubiquitin
 
-GENERATORS = {"spheres": spheres.generate, "shapes": shapes.generate, "p22": p22.generate,
-              "ubiquitin": ubiquitin.generate, "custom": custom.generate}
+GENERATORS = ("spheres", "shapes", "p22", "ubiquitin", "custom")
+"""The phantom kinds; kind ``k`` is :func:`wedgebench.phantoms.<k>.generate`, imported only
+when used (a phantom job loads only its own kind's dependencies)."""
+
+
+def generator(kind: str):
+    """The ``generate`` function of a phantom kind."""
+    if kind not in GENERATORS:
+        raise InputError(f"kind: unknown phantom kind {kind!r}; choose from "
+                         f"{sorted(GENERATORS)}")
+    return importlib.import_module(f"wedgebench.phantoms.{kind}").generate
 
 
 def make_phantom(kind: str, params: dict, seed: int) -> tuple[np.ndarray, float]:
@@ -50,10 +59,7 @@ def make_phantom(kind: str, params: dict, seed: int) -> tuple[np.ndarray, float]
         Unknown kind, unknown or missing parameter, or a bad value (the message
         names the key or file).
     """
-    if kind not in GENERATORS:
-        raise InputError(f"kind: unknown phantom kind {kind!r}; choose from "
-                         f"{sorted(GENERATORS)}")
-    func = GENERATORS[kind]
+    func = generator(kind)
     sig = inspect.signature(func).parameters
     allowed = [p for p in sig if p != "seed"]
     unknown = sorted(set(params) - set(allowed))

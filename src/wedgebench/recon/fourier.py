@@ -50,11 +50,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from scipy import fft as sfft
 
 from wedgebench.io import InputError
-from wedgebench.recon.wbp import check_inputs
+from wedgebench.recon.wbp import check_inputs, fft_workers
 
 
 def _fast_even(n: float) -> int:
@@ -231,7 +230,7 @@ def reconstruct(stack, angles_deg, thickness: int, *, voxel_size: float | None =
                    lowpass_angstrom, lowpass_voxels, voxel_size)
     nt, ny, nx = stack.shape
     nz = int(thickness)
-    workers = torch.get_num_threads()
+    workers = fft_workers()
     res_vox = (lowpass_angstrom / voxel_size) if lowpass_angstrom is not None \
         else float(lowpass_voxels)
 

@@ -52,14 +52,25 @@ gives (no fit to any ground truth); the metrics normalise intensities.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
-import torch
 from scipy import fft as sfft
 
 from wedgebench.io import InputError
 from wedgebench.projector import Projector
 
 FAKE_SIRT_ALPHA = 0.00195
+
+
+def fft_workers() -> int:
+    """Threads for SciPy's FFTs: the job's (``OMP_NUM_THREADS``, which Snakemake and
+    ``runlog.start`` set to its threads), else every CPU. (The result does not depend on
+    it; torch is not imported for it.)"""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return os.cpu_count() or 1
 FAKE_SIRT_MATCH_ADD = 0.3
 DC_WEIGHT_STEPS = 0.2
 
@@ -223,7 +234,7 @@ def filter_projections(stack: np.ndarray, angles_deg, filter: str = "imod",
     h = radial_filter(n_pad, filter, cutoff, falloff, fake_sirt_iterations)
     w = angle_weights(angles_deg)
     filt = (w[:, None, None] * h[None, None, :]).astype(np.complex64)
-    workers = workers or torch.get_num_threads()
+    workers = workers or fft_workers()
     spec = sfft.rfft(pad_lines(stack, n_pad), axis=-1, workers=workers)
     spec *= filt
     return sfft.irfft(spec, n=n_pad, axis=-1, workers=workers)[..., :nx].astype(np.float32)
@@ -284,6 +295,8 @@ def reconstruct(stack, angles_deg, thickness: int, *, filter: str = "imod",
             not np.allclose(projector.angles, angles):
         raise InputError("imod_wbp: the given projector does not match the tilt series "
                          f"(thickness {thickness}, nx {nx}, {nt} angles)")
+    import torch
+
     with torch.no_grad():
         vol = projector.adjoint(torch.from_numpy(lines).to(projector.device))
     return vol.cpu().numpy().astype(np.float32, copy=True)

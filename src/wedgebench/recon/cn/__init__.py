@@ -7,10 +7,21 @@
 - :mod:`.ensemble`: many slab networks evaluated as one batched ensemble (``vmap``).
 """
 
-from .fit import (fit_anchor, fit_chain, fit_chunk, fit_ensemble, fit_slab, fit_slabs,
-                  plan_for, reconstruct)
-from .model import CoordinateNetwork, build_network, load_weights, n_parameters, save_weights
-from .slabs import make_plan, merge, postprocess
+import importlib
+
+# Names are imported from their modules on first use (PEP 562), so that jobs that need
+# only .slabs (cn_merge) do not import torch through .fit and .model.
+_WHERE = {**dict.fromkeys(["fit_anchor", "fit_chain", "fit_chunk", "fit_ensemble", "fit_slab",
+                           "fit_slabs", "plan_for", "reconstruct"], "fit"),
+          **dict.fromkeys(["CoordinateNetwork", "build_network", "load_weights",
+                           "n_parameters", "save_weights"], "model"),
+          **dict.fromkeys(["make_plan", "merge", "postprocess"], "slabs")}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["CoordinateNetwork", "build_network", "fit_anchor", "fit_chain", "fit_chunk",
            "fit_ensemble", "fit_slab", "fit_slabs", "load_weights", "make_plan", "merge",

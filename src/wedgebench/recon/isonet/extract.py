@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wedgebench.io import InputError, read_mrc, read_star, write_mrc, write_star
+from wedgebench.io import (InputError, read_mrc, read_star, read_star_columns, write_mrc,
+                           write_star)
 from wedgebench.recon.isonet.mask import make_mask
 
 STAR_COLUMNS = ("rlnSubtomoIndex", "rlnImageName", "rlnCoordinateX", "rlnCoordinateY",
@@ -178,23 +179,43 @@ def read_stack(path) -> tuple[np.ndarray, float]:
     return data, voxel
 
 
-def read_subtomos(star_path) -> tuple[np.ndarray, "object", float]:
+def read_subtomos(star_path, table: bool = True) -> tuple[np.ndarray, "object", float]:
     """Read the cubes listed in a STAR file written by :func:`write_subtomos`.
+
+    Parameters
+    ----------
+    star_path : path
+    table : bool
+        Also return the STAR table as a pandas DataFrame. ``False`` reads only the
+        two columns needed with :func:`~wedgebench.io.read_star_columns` (no pandas or
+        starfile import: a refine job's start-up) and returns ``None`` for the table.
 
     Returns
     -------
     cubes : ndarray ``[n, c, c, c]`` in STAR order
-    table : pandas DataFrame
+    table : pandas DataFrame (None when ``table=False``)
     voxel_size : float
     """
     star_path = Path(star_path)
-    df = read_star(star_path)
-    missing = [c for c in ("rlnImageName", "rlnCubeSize", "rlnCropSize") if c not in df]
+    df = None
+    if table:
+        df = read_star(star_path)
+        cols = {c: list(df[c]) for c in ("rlnImageName", "rlnCubeSize", "rlnCropSize")
+                if c in df}
+    else:
+        try:
+            cols = read_star_columns(star_path)
+        except InputError:
+            if not star_path.is_file():
+                raise
+            df = read_star(star_path)  # a STAR layout the light reader does not handle
+            cols = {c: list(df[c]) for c in df.columns}
+    missing = [c for c in ("rlnImageName", "rlnCubeSize", "rlnCropSize") if c not in cols]
     if missing:
         raise InputError(f"{star_path}: missing columns {missing}")
     stacks = {}
     cubes = []
-    for name in df["rlnImageName"]:
+    for name in cols["rlnImageName"]:
         idx, _, fname = str(name).partition("@")
         if not fname or not idx.isdigit():
             raise InputError(f"{star_path}: rlnImageName {name!r} is not '<index>@<file>'")
@@ -206,7 +227,8 @@ def read_subtomos(star_path) -> tuple[np.ndarray, "object", float]:
             raise InputError(f"{star_path}: {name!r} is out of range ({len(data)} cubes)")
         cubes.append(data[k])
     cubes = np.stack(cubes)
-    if cubes.shape[-1] != int(df["rlnCropSize"].iloc[0]):
+    crop = int(float(cols["rlnCropSize"][0]))
+    if cubes.shape[-1] != crop:
         raise InputError(f"{star_path}: cubes of size {cubes.shape[-1]} but rlnCropSize "
-                         f"{int(df['rlnCropSize'].iloc[0])}")
-    return cubes, df, next(iter(stacks.values()))[1]
+                         f"{crop}")
+    return cubes, (df if table else None), next(iter(stacks.values()))[1]

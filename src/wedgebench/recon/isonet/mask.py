@@ -15,7 +15,6 @@ the bottom (the usually empty regions above and below the specimen).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 
 def _keep_top(values: np.ndarray, percentage: float) -> np.ndarray:
@@ -39,6 +38,8 @@ def density_mask(tomo: np.ndarray, percentage: float = 50.0, patch_size: int = 4
     sigma : float
         Gaussian smoothing (voxels) applied first, to suppress noise.
     """
+    from scipy import ndimage  # here, not at the top: refine jobs import this module
+
     smooth = ndimage.gaussian_filter(np.asarray(tomo, np.float32), sigma, mode="reflect")
     filtered = ndimage.maximum_filter(smooth, size=2 * int(patch_size) + 1, mode="reflect")
     return _keep_top(filtered, percentage)
@@ -46,6 +47,8 @@ def density_mask(tomo: np.ndarray, percentage: float = 50.0, patch_size: int = 4
 
 def std_mask(tomo: np.ndarray, percentage: float = 50.0, patch_size: int = 4) -> np.ndarray:
     """Regions of high local standard deviation in a ``(2·patch_size+1)³`` window."""
+    from scipy import ndimage
+
     t = np.asarray(tomo, np.float64)
     size = 2 * int(patch_size) + 1
     mean = ndimage.uniform_filter(t, size=size, mode="reflect")

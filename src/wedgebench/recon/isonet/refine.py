@@ -27,25 +27,28 @@ One iteration N (:func:`refine_iteration`):
 Everything random is derived from ``(seed, N)``, so iteration N gives the same
 result whether it runs straight after N−1 in one process or later from N−1's
 files (on CPU, bit for bit).
+
+Each iteration is its own Snakemake job, so start-up counts: torch is imported by
+the functions that need it (the workflow imports this module for :func:`train_options`
+and :func:`noise_level` alone), the STAR file is read without pandas, and on the
+CPU the optimiser is :class:`CpuAdam` (``torch.optim`` imports ``torch._dynamo``,
+about as slow to import as torch itself).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from wedgebench.io import InputError, atomic_path, read_tlt, write_mrc
-from wedgebench.projector import Projector
 from wedgebench.recon.isonet.extract import percentile_normalise, read_stack, read_subtomos
 from wedgebench.recon.isonet.rotations import (WEDGE_MODES, apply_fourier_mask, cube_wedge,
                                                fill_wedge, isonet_rotations, make_pairs)
-from wedgebench.recon.isonet.unet import UNet
 
 NOISE_FILTERS = ("none", "ramp", "hamming")
 NORMALISATIONS = ("subtomogram", "tomogram")
@@ -146,6 +149,8 @@ def noise_level(iteration: int, start_iter: int = 11, every: int = 5,
 
 def build_model(opts: TrainOptions) -> UNet:
     """The U-Net of ``opts``."""
+    from wedgebench.recon.isonet.unet import UNet
+
     return UNet(opts.filters, opts.convs_per_block, opts.dropout, opts.identity_init)
 
 
@@ -180,6 +185,10 @@ def noise_cubes(angles_deg, size: int, count: int, kind: str, rng: np.random.Gen
     -------
     tensor ``[count, size, size, size]`` on ``device``
     """
+    import torch
+
+    from wedgebench.projector import Projector
+
     proj = Projector(size, size, angles_deg, device=device)
     filt = _sinogram_filter(size, kind)
     out = torch.empty((count, size, size, size), dtype=torch.float32, device=device)
@@ -198,6 +207,8 @@ def _normalise_batch(x: torch.Tensor, percentiles, mode: str = "subtomogram") ->
     ``mode="tomogram"``: cubes keep the whole tomogram's normalisation (no-op)."""
     if mode == "tomogram":
         return x
+    import torch
+
     arr = x.detach().cpu().numpy()
     out = np.stack([percentile_normalise(c, *percentiles)[0] for c in arr])
     return torch.from_numpy(out).to(x.device)
@@ -216,6 +227,8 @@ def _seeds(seed: int, iteration: int) -> tuple[int, np.random.Generator]:
 
 
 def _autocast(device: torch.device, enabled: bool):
+    import torch
+
     return torch.autocast(device_type=device.type, dtype=torch.float16,
                           enabled=enabled and device.type == "cuda")
 
@@ -223,6 +236,8 @@ def _autocast(device: torch.device, enabled: bool):
 def predict_cubes(model: torch.nn.Module, cubes: torch.Tensor, batch_size: int,
                   mixed_precision: bool = True) -> torch.Tensor:
     """Apply ``model`` (in eval mode) to ``[N, c, c, c]`` cubes, batch by batch."""
+    import torch
+
     model.eval()
     out = torch.empty_like(cubes)
     with torch.no_grad():
@@ -230,6 +245,56 @@ def predict_cubes(model: torch.nn.Module, cubes: torch.Tensor, batch_size: int,
             with _autocast(cubes.device, mixed_precision):
                 out[s:s + batch_size] = model(cubes[s:s + batch_size, None]).float()[:, 0]
     return out
+
+
+class CpuAdam:
+    """Adam with torch's defaults (betas 0.9/0.999, eps 1e-8, no weight decay), computed
+    exactly as ``torch.optim.Adam`` computes it on the CPU (its single-tensor path, op
+    for op, so results are bit-identical; ``tests/test_overhead.py`` checks this).
+
+    ``torch.optim`` imports ``torch._dynamo`` when an optimiser is created, which takes
+    about as long as importing torch; every refine iteration is its own job, so this
+    class saves that much per job. Other devices keep ``torch.optim.Adam`` (CUDA: its
+    foreach kernels and the gradient scaler of mixed precision).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = list(params)
+        self.lr, (self.beta1, self.beta2), self.eps = float(lr), betas, float(eps)
+        self.state: dict = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.detach_().zero_()
+
+    def step(self) -> None:
+        import torch
+
+        lr, beta1, beta2, eps = self.lr, self.beta1, self.beta2, self.eps
+        with torch.no_grad():
+            for p in self.params:
+                if p.grad is None:
+                    continue
+                st = self.state.get(p)
+                if st is None:
+                    st = self.state[p] = {
+                        "step": 0.0,
+                        "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                st["step"] += 1.0
+                step = st["step"]
+                grad, exp_avg, exp_avg_sq = p.grad, st["exp_avg"], st["exp_avg_sq"]
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                bias_correction1 = 1 - beta1 ** step
+                bias_correction2 = 1 - beta2 ** step
+                step_size = lr / bias_correction1
+                bias_correction2_sqrt = bias_correction2 ** 0.5
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+                p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
 def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOptions,
@@ -262,6 +327,9 @@ def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOpt
     dict with ``state`` (CPU state dict), ``filled`` (ndarray like ``raw``) and
     ``history`` (one dict per epoch: train and validation loss, seconds).
     """
+    import torch
+    import torch.nn.functional as F
+
     log = log or logging.getLogger("wedgebench")
     dev = torch.device(device)
     n, c = raw.shape[0], raw.shape[-1]
@@ -291,8 +359,11 @@ def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOpt
     noise = (noise_cubes(angles_deg, opts.cube_size, opts.noise_pool, opts.noise_filter, rng,
                          dev) if level > 0 else None)
 
-    optimiser = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    if dev.type == "cpu":  # torch.optim.Adam's CPU arithmetic, without torch.optim's imports
+        optimiser, scaler = CpuAdam(model.parameters(), lr=opts.learning_rate), None
+    else:
+        optimiser = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
     history = []
     order = np.empty(0, dtype=int)
     for epoch in range(1, opts.epochs + 1):
@@ -317,9 +388,13 @@ def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOpt
                     f"IsoNet training loss is {loss.item()} at iteration {iteration}, epoch "
                     f"{epoch}, step {step + 1}; lower isonet.learning_rate or check the input "
                     "tomogram")
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
+            if scaler is None:
+                loss.backward()
+                optimiser.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimiser)
+                scaler.update()
             losses.append(loss.item())
         if opts.bn_recalibration:
             recalibrate_batchnorm(model, current, train, rotations, mask, opts, amp)
@@ -349,6 +424,8 @@ def recalibrate_batchnorm(model, cubes, pairs, rotations, mask, opts, amp) -> No
     weights and carry dropout's variance shift, which after only a few hundred
     steps makes eval-mode predictions erratic.
     """
+    import torch
+
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -375,6 +452,9 @@ def _validation_loss(model, cubes, val, rotations, mask, opts, amp) -> tuple[flo
     """Mean L1 of the model and of the identity (input as prediction) on the held-out pairs."""
     if len(val) == 0:
         return float("nan"), float("nan")
+    import torch
+    import torch.nn.functional as F
+
     model.eval()
     total = ident = 0.0
     with torch.no_grad():
@@ -392,17 +472,40 @@ def _validation_loss(model, cubes, val, rotations, mask, opts, amp) -> tuple[flo
 def write_iteration(result: dict, model_path, filled_path, loss_path,
                     voxel_size: float = 1.0) -> None:
     """Write one iteration's model (state dict), filled cubes and loss table, atomically."""
-    import pandas as pd
+    import torch
 
     with atomic_path(model_path) as tmp:
         torch.save(result["state"], tmp)
     write_mrc(filled_path, result["filled"], voxel_size)
     with atomic_path(loss_path) as tmp:
-        pd.DataFrame(result["history"]).to_csv(tmp, index=False)
+        tmp.write_text(history_csv(result["history"]))
+
+
+def history_csv(history: list[dict]) -> str:
+    """The loss table as CSV text, as ``pandas.DataFrame(history).to_csv(index=False)``
+    writes it (shortest round-trip floats, NaN as an empty field), without pandas."""
+    if not history:
+        return "\n"
+
+    def fmt(v) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        if isinstance(v, (bool, np.bool_)):
+            return str(bool(v))
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        return repr(float(v))
+
+    cols = list(history[0])
+    lines = [",".join(cols)]
+    lines += [",".join(fmt(row.get(c)) for c in cols) for row in history]
+    return "\n".join(lines) + "\n"
 
 
 def read_model(path) -> dict:
     """A state dict saved by :func:`write_iteration` (``weights_only=True``)."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file does not exist")
@@ -437,7 +540,7 @@ def refine_iteration_files(subtomos_star, tlt_path, iteration: int, opts: dict, 
     if (prev_model is None) != (prev_filled is None) or (iteration > 1) != (prev_model is not None):
         raise ValueError("iteration > 1 needs the previous model and filled cubes (and "
                          "iteration 1 neither)")
-    raw, _, voxel = read_subtomos(subtomos_star)
+    raw, _, voxel = read_subtomos(subtomos_star, table=False)
     angles = read_tlt(tlt_path)
     state = read_model(prev_model) if prev_model else None
     filled = read_stack(prev_filled)[0] if prev_filled else None

@@ -11,15 +11,17 @@ wedge about the y axis where it is (identity and the 180° turns about x, y and 
 the diagonal matrices); IsoNet uses the other 20.
 
 All array functions accept leading batch dimensions: the last three axes are
-``(z, y, x)`` of a cube. They work on numpy arrays and torch tensors alike.
+``(z, y, x)`` of a cube. They work on numpy arrays and torch tensors alike. torch is
+imported only by the functions that need it, so that importing this module (the
+workflow does, through :mod:`.refine`, to read IsoNet's options) stays cheap.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 
 import numpy as np
-import torch
 
 from wedgebench.geometry import wedge_mask
 
@@ -78,7 +80,8 @@ def rotate(vol, rot: np.ndarray):
     signs = [int(rot[a, src[a]]) for a in range(3)]
     axes = list(range(lead)) + [lead + s for s in src]
     flip = [lead + a for a in range(3) if signs[a] < 0]
-    if isinstance(vol, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor implies torch is imported
+    if torch is not None and isinstance(vol, torch.Tensor):
         out = vol.permute(*axes)
         return out.flip(flip) if flip else out.contiguous()
     out = np.transpose(vol, axes)
@@ -132,6 +135,8 @@ def cube_wedge(n: int, angles_deg=None, mode: str = "from_angles") -> np.ndarray
 
 def apply_fourier_mask(vol: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``IFFT[mask · F(vol)]`` over the last three axes (real part; float32)."""
+    import torch
+
     spec = torch.fft.fftn(vol.to(torch.float32), dim=(-3, -2, -1))
     return torch.fft.ifftn(spec * mask, dim=(-3, -2, -1)).real
 
@@ -142,6 +147,8 @@ def fill_wedge(pred: torch.Tensor, orig: torch.Tensor, mask: torch.Tensor) -> to
     The Fourier coefficients of ``orig`` where ``mask`` is 1 (the measured region)
     are kept unchanged; the rest comes from ``pred``.
     """
+    import torch
+
     fp = torch.fft.fftn(pred.to(torch.float32), dim=(-3, -2, -1))
     fo = torch.fft.fftn(orig.to(torch.float32), dim=(-3, -2, -1))
     return torch.fft.ifftn(fp * (1 - mask) + fo * mask, dim=(-3, -2, -1)).real
@@ -174,6 +181,8 @@ def make_pairs(cubes: torch.Tensor, rot_ids, rotations, mask: torch.Tensor,
     -------
     inputs, targets : tensors ``[B, 1, size, size, size]``
     """
+    import torch
+
     rotated = torch.stack([rotate(c, rotations[int(r)]) for c, r in zip(cubes, rot_ids)])
     wedged = apply_fourier_mask(rotated, mask)
     return (centre_crop(wedged, size).unsqueeze(1).contiguous(),
