@@ -42,7 +42,7 @@ def test_good_configs_pass():
     check_config(tiny_config(), SCHEMA)
     default = yaml.safe_load((REPO / "config.yaml").read_text())
     check_config(default, SCHEMA)
-    for name in ("configs/paper.yaml", "configs/sweep.yaml", "configs/variants.yaml"):
+    for name in ("configs/paper.yaml", "configs/sweep.yaml", "configs/verdict.yaml"):
         check_config(deep_merge(default, yaml.safe_load((REPO / name).read_text())), SCHEMA)
 
 

@@ -36,11 +36,12 @@ def _deep_update(base, new):
 
 
 def expected_jobs(cfg, datasets, n_acq):
-    """Job counts per rule for the datasets x n_acq simulated acquisitions, from the
-    registry (every method of a kind runs that kind's rules under its own name)."""
+    """Job counts per rule for the datasets x n_acq simulated acquisitions (x replicates),
+    from the registry (every method of a kind runs that kind's rules under its own name)."""
+    n_acq *= cfg.get("replicates", 1)
     runs = len(datasets) * n_acq
     names = list(cfg.get("run_methods") or normalise_methods(cfg["methods"]))
-    counts = {"phantom": len(datasets), "tiltseries": runs, "metrics": len(names) * runs,
+    counts = {"phantom": len(datasets) * cfg.get("replicates", 1), "tiltseries": runs, "metrics": len(names) * runs,
               "figures": runs, "table1": 1}
 
     def add(rule, n):
@@ -71,7 +72,7 @@ ALL = ("spheres", "shapes", "p22", "ubiquitin")
 
 @pytest.mark.parametrize("files,datasets,n_acq,sweep", [
     ((), ALL, 1, False),
-    (("configs/variants.yaml",), ALL, 1, False),
+    (("configs/verdict.yaml",), ALL, 1, False),
     (("configs/paper.yaml",), ALL, 1, False),
     (("configs/sweep.yaml",), ("p22",), 9, True),
     (("configs/paper.yaml", "configs/sweep.yaml"), ("p22",), 9, True),

@@ -197,3 +197,21 @@ def test_summary_with_one_replicate_has_no_interval_and_no_winner():
     assert set(summary["PSNR_mark"]) == {"n=1: no interval"}
     md = summary_markdown(summary)
     assert "no interval exists" in md and "**" not in md
+
+
+def test_a_method_that_loses_measured_data_is_flagged():
+    from wedgebench.report.table import summarise, summary_markdown
+
+    base = {"dataset": "p22", "acquisition": "tilt-40_40_step2", "runtime_s": 1.0,
+            "wall_s": None}
+    present = {"imod_wbp": 0.90, "isonet": 0.27, "cn": 0.70}
+    recs = [dict(base, method=m, metrics=dict(fake_metrics(0), fsc_present_auc=v))
+            for m, v in present.items()]
+    summary = summarise(build_table1(recs)).set_index("method")
+    assert summary.loc["isonet", "lost_measured"] is True
+    assert summary.loc["cn", "lost_measured"] is False
+    assert summary.loc["imod_wbp", "lost_measured"] is False
+    assert "isonet ⚠" in summary_markdown(summary.reset_index())
+    # without a WBP row there is nothing to compare with
+    alone = summarise(build_table1(recs[1:]))
+    assert alone["lost_measured"].isna().all()

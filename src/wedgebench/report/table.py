@@ -204,7 +204,7 @@ SUMMARY_TITLES = {"PSNR": "PSNR (dB)", "SSIM": "SSIM", "VIF": "VIF",
 
 
 def summarise(table: pd.DataFrame, metrics: dict | None = None,
-              confidence: float = 0.95) -> pd.DataFrame:
+              confidence: float = 0.95, reference_kind: str = "imod_wbp") -> pd.DataFrame:
     """Table 1 over replicates: per dataset × acquisition × method, every metric's mean,
     its confidence interval and the paired verdict against the best method.
 
@@ -216,11 +216,15 @@ def summarise(table: pd.DataFrame, metrics: dict | None = None,
         Metric columns and whether higher is better (default :data:`VERDICT_METRICS`,
         restricted to the columns that have a value somewhere).
     confidence : float
+    reference_kind : str
+        The method kind whose own instance keeps the measured data by construction (see
+        :func:`lost_measured_information`).
 
     Returns
     -------
     DataFrame
-        ``dataset, acquisition, method, kind, variant_of, n``, then per metric the columns
+        ``dataset, acquisition, method, kind, variant_of, n, lost_measured``, then per
+        metric the columns
         of :func:`wedgebench.stats.compare_methods` (``_mean, _low, _high, _best, _diff,
         _diff_low, _diff_high, _mark``), then the paper's values; rows in ``table``'s order.
     """
@@ -237,8 +241,43 @@ def summarise(table: pd.DataFrame, metrics: dict | None = None,
              "paper_runtime_min"]
     info = info[keys + ["kind", "variant_of"] + paper]
     out = info.merge(verdict, on=keys, how="left")
-    front = keys + ["kind", "variant_of", "n"]
+    out["lost_measured"] = lost_measured_information(out, reference_kind)
+    front = keys + ["kind", "variant_of", "n", "lost_measured"]
     return out[front + [c for c in out.columns if c not in front + paper] + paper]
+
+
+#: How much worse than the reference (WBP) a method may be on the *measured* data before
+#: it is flagged: present-region FSC area lower by more than this, or (no ground truth)
+#: held-out-tilt error higher by more than this. Large enough that a deliberate low-pass
+#: (EMAN2-style inversion's 4-voxel Gaussian: 0.11 below WBP on the default P22) is not
+#: "lost", small enough for a reconstruction that discards the measured data (IsoNet at
+#: ±40° on P22: 0.63 below, the failure that motivated the flag).
+LOST_MARGIN = 0.25
+
+
+def lost_measured_information(summary: pd.DataFrame, reference_kind: str = "imod_wbp",
+                              margin: float = LOST_MARGIN) -> pd.Series:
+    """Flag reconstructions that lost information the tilts measured.
+
+    A method keeps what was measured if its present-region FSC area (or, for data without
+    a ground truth, its held-out-tilt error) is not much worse than that of the reference
+    method on the same data: the reference kind's own instance (default the IMOD-style
+    WBP, which keeps the measured data by construction). Flagged: present-region area
+    below the reference's by more than ``margin``, or held-out-tilt error above it by
+    more than ``margin``. NaN where the data set has no reference row.
+    """
+    out = pd.Series(np.nan, index=summary.index, dtype=object)
+    for _, group in summary.groupby(["dataset", "acquisition"], sort=False, dropna=False):
+        ref = group[(group["kind"] == reference_kind) & (group["variant_of"].fillna("") == "")
+                    & (group["method"] == reference_kind)]
+        if ref.empty:
+            continue
+        for col, sign in (("fsc_present_auc_mean", -1.0), ("heldout_tilt_error_mean", 1.0)):
+            if col in group and np.isfinite(float(ref[col].iloc[0])):
+                worse = sign * (group[col] - float(ref[col].iloc[0])) > margin
+                out[group.index] = worse.where(group[col].notna(), np.nan)
+                break
+    return out
 
 
 def _interval_cell(row, metric: str, fmt: str) -> str:
@@ -274,7 +313,9 @@ def summary_markdown(summary: pd.DataFrame, fmt: str = ".3g") -> str:
     for _, row in summary.iterrows():
         cells = []
         for c in cols:
-            if c in text or c == "data_shape":
+            if c == "method" and row.get("lost_measured") is True:
+                cells.append(f"{row[c]} ⚠")
+            elif c in text or c == "data_shape":
                 cells.append("–" if pd.isna(row.get(c)) else str(row[c]))
             elif c == "n":
                 cells.append(str(int(row["n"])) if pd.notna(row["n"]) else "–")
@@ -290,6 +331,11 @@ def summary_markdown(summary: pd.DataFrame, fmt: str = ".3g") -> str:
     if (summary["n"].fillna(0) < 2).any():
         notes.append("A single replicate: no interval exists and no winner is marked (set "
                      "`replicates` ≥ 2, e.g. configs/verdict.yaml).")
+    if (summary.get("lost_measured") == True).any():  # noqa: E712 (object column)
+        notes.append(f"⚠ lost measured information: present-region FSC area more than "
+                     f"{LOST_MARGIN:g} below the WBP reconstruction's of the same data (or, "
+                     f"without a ground truth, held-out-tilt error more than {LOST_MARGIN:g} "
+                     "above it).")
     notes.append("Intervals: 95 % Student t of the mean over replicates. Bold: best mean, "
                  "with the paired (same seed) difference to every other method excluding 0; "
                  "(tie): the paired interval includes 0.")
