@@ -20,7 +20,7 @@ def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=900):
     """Run ``snakemake`` on the repository's Snakefile in ``workdir`` with ``config``."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg_path = workdir / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(config))
+    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))  # keep method order
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--configfile", str(cfg_path), "--cores", "2", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

@@ -91,7 +91,7 @@ def method_settings(config: dict, name: str, dataset: str | None = None) -> dict
     config : dict
         The merged config.
     name : str
-        A method name of the registry.
+        A method name of the registry, or a kind with settings (its default instance).
     dataset : str, optional
         Apply ``per_dataset`` overrides of this dataset.
 
@@ -100,7 +100,8 @@ def method_settings(config: dict, name: str, dataset: str | None = None) -> dict
     dict
         The settings (without ``per_dataset`` and without the registry's own keys).
     """
-    spec = normalise_methods(config.get("methods"))[name]
+    # a kind's own name is its default instance, also when the registry does not list it
+    spec = normalise_methods(config.get("methods")).get(name, {"kind": name})
     base = dict(config.get(spec["kind"]) or {})
     merged = deep_merge(base, {k: v for k, v in spec.items() if k not in SPEC_KEYS})
     per_dataset = merged.pop("per_dataset", None) or {}
