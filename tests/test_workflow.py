@@ -14,6 +14,19 @@ from workflow_utils import run_snakemake, tiny_config
 METHODS = ["imod_wbp", "eman2_fourier", "cn", "isonet"]
 
 
+def assert_plausible(rec, dataset):
+    """Ranges any sound reconstruction of the tiny data falls in, and what WBP must show
+    by construction (it keeps the measured data and elongates spheres along z)."""
+    assert 5 < rec["psnr"] < 80 and 0 <= rec["ssim"] <= 1, rec["method"]
+    assert -0.3 < rec["fsc_missing_auc"] <= 1 and -0.3 < rec["fsc_present_auc"] <= 1
+    assert 0 <= rec["reprojection_error"] < 1.5
+    assert set(rec["conventions"]) == {"fair", "paper"}
+    if rec["method"] == "imod_wbp":
+        assert rec["fsc_present_auc"] > 0.6 and rec["reprojection_error"] < 0.5
+        if dataset == "spheres":
+            assert rec["sphere_zx_ratio"] > 1.1  # the missing wedge's elongation
+
+
 def test_every_output_file_is_written(tiny_run):
     workdir, cfg = tiny_run
     res = workdir / "results"
@@ -35,6 +48,7 @@ def test_every_output_file_is_written(tiny_run):
             rec = json.loads((acq / "metrics" / f"{method}.json").read_text())
             assert rec["method"] == method and np.isfinite(rec["psnr"])
             assert rec["runtime_s"] > 0
+            assert_plausible(rec, ds)
             assert (res / "benchmarks" / ds / "tilt-60_60_step6").is_dir()
         for fig in ("orthoslices.png", "fsc.png"):
             png = res / "report" / "figures" / ds / "tilt-60_60_step6" / fig
