@@ -118,11 +118,15 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def isonet_settings(isonet: dict, dataset: str) -> dict:
-    """The ``isonet`` config section for one dataset: its ``per_dataset`` entry merged over
-    the common settings (``per_dataset`` itself removed)."""
-    base = {k: v for k, v in isonet.items() if k != "per_dataset"}
-    return deep_merge(base, (isonet.get("per_dataset") or {}).get(dataset) or {})
+def dataset_settings(section: dict, dataset: str) -> dict:
+    """A method's settings for one dataset: its ``per_dataset`` entry merged over the
+    common settings (``per_dataset`` itself removed)."""
+    base = {k: v for k, v in section.items() if k != "per_dataset"}
+    return deep_merge(base, (section.get("per_dataset") or {}).get(dataset) or {})
+
+
+#: The ``isonet`` section for one dataset (the IsoNet benchmarks' name for it).
+isonet_settings = dataset_settings
 
 
 def duplicate_key_problems(path) -> list[str]:

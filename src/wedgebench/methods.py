@@ -20,7 +20,7 @@ import re
 import string
 from pathlib import Path
 
-from .config import deep_merge
+from .config import dataset_settings, deep_merge
 
 #: A method name: a Python-style identifier (it names directories and table rows).
 METHOD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -100,14 +100,18 @@ def method_settings(config: dict, name: str, dataset: str | None = None) -> dict
     dict
         The settings (without ``per_dataset`` and without the registry's own keys).
     """
-    # a kind's own name is its default instance, also when the registry does not list it
+    merged = _spec_over_section(config, name)
+    if dataset is None:
+        return {k: v for k, v in merged.items() if k != "per_dataset"}
+    return dataset_settings(merged, dataset)
+
+
+def _spec_over_section(config: dict, name: str) -> dict:
+    """A method's spec overrides deep-merged over its kind's section (``per_dataset``
+    kept); a kind's own name is its default instance, also when the registry omits it."""
     spec = normalise_methods(config.get("methods")).get(name, {"kind": name})
-    base = dict(config.get(spec["kind"]) or {})
-    merged = deep_merge(base, {k: v for k, v in spec.items() if k not in SPEC_KEYS})
-    per_dataset = merged.pop("per_dataset", None) or {}
-    if dataset is not None:
-        merged = deep_merge(merged, per_dataset.get(dataset) or {})
-    return merged
+    return deep_merge(dict(config.get(spec["kind"]) or {}),
+                      {k: v for k, v in spec.items() if k not in SPEC_KEYS})
 
 
 def method_problems(config: dict, schema: dict) -> list[str]:
@@ -192,8 +196,7 @@ def _settings_problems(config, schema, name, kind, key, jsonschema) -> list[str]
     section = schema["properties"][kind]
     validator = jsonschema.Draft202012Validator(section)
     spec = normalise_methods(config.get("methods"))[name]
-    merged = deep_merge(dict(config.get(kind) or {}),
-                        {k: v for k, v in spec.items() if k not in SPEC_KEYS})
+    merged = _spec_over_section(config, name)
     fixed = [k for k, v in section.get("properties", {}).items() if v.get("x-global")]
     out = [f"config key '{key}.{k}': a setting of the whole run, set it in `{kind}:` only"
            for k in fixed if k in spec and name != kind]
