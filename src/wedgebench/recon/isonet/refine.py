@@ -397,7 +397,7 @@ def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOpt
                 scaler.update()
             losses.append(loss.item())
         if opts.bn_recalibration:
-            recalibrate_batchnorm(model, current, train, rotations, mask, opts, amp)
+            recalibrate_batchnorm(model, orig, opts, amp)
         val_loss, val_identity = _validation_loss(model, current, val, rotations, mask, opts,
                                                   amp)
         history.append({"iteration": iteration, "epoch": epoch, "steps": steps,
@@ -414,15 +414,18 @@ def refine_iteration(raw: np.ndarray, angles_deg, iteration: int, opts: TrainOpt
             "filled": new.cpu().numpy(), "history": history}
 
 
-def recalibrate_batchnorm(model, cubes, pairs, rotations, mask, opts, amp) -> None:
+def recalibrate_batchnorm(model, cubes, opts, amp) -> None:
     """Re-estimate every BatchNorm's running statistics for the current weights.
 
     Running statistics are reset and re-accumulated as an exact average over the
-    first ``opts.bn_recalibration`` batches of ``pairs`` (dropout off, no added
-    noise), so that the network in eval mode sees the same normalisation as the
-    final weights do on training data. Without it the statistics lag behind the
-    weights and carry dropout's variance shift, which after only a few hundred
-    steps makes eval-mode predictions erratic.
+    first ``opts.bn_recalibration`` batches of ``cubes`` (dropout off, no added noise).
+    ``cubes`` are the inputs the eval-mode network will be applied to: the original
+    (singly wedged, unrotated) subtomograms, which is what prediction sees. Without it
+    the statistics lag behind the weights and carry dropout's variance shift, which
+    after only a few hundred steps makes eval-mode predictions erratic. Estimating them
+    on the *training* inputs instead (rotated, wedge-filtered a second time) gives
+    statistics of a different distribution; with a wide missing wedge (±40°) the
+    mismatch made predictions worse than the WBP input (benchmarks/README.md).
     """
     import torch
 
@@ -438,11 +441,9 @@ def recalibrate_batchnorm(model, cubes, pairs, rotations, mask, opts, amp) -> No
         bn.train()
     with torch.no_grad():
         for k in range(int(opts.bn_recalibration)):
-            b = pairs[np.arange(k * opts.batch_size, (k + 1) * opts.batch_size) % len(pairs)]
-            sel = torch.from_numpy(b[:, 0]).to(cubes.device)
-            inp, _ = make_pairs(cubes[sel], b[:, 1], rotations, mask, opts.cube_size)
+            sel = np.arange(k * opts.batch_size, (k + 1) * opts.batch_size) % len(cubes)
             with _autocast(cubes.device, amp):
-                model(inp)
+                model(cubes[torch.from_numpy(sel).to(cubes.device), None])
     for bn, m in zip(bns, momenta):
         bn.momentum = m
     model.eval()

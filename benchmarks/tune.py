@@ -1,0 +1,177 @@
+"""Choose the learned methods' defaults on *validation* seeds, and measure their budget.
+
+Table 1 reports seeds 1..N; every default of a learned method must be chosen on other
+seeds of the same datasets. This script runs the real workflow (``snakemake``) on the
+validation seeds of ``benchmarks/tune.yaml`` (1001.. by default) with every candidate
+setting registered as a method variant, reads the per-replicate table and applies one
+fixed rule per candidate family:
+
+    the default changes to the candidate with the highest mean PSNR (over datasets and
+    validation seeds) only if its paired PSNR difference to the current default
+    (dataset x seed pairs, 95 % Student-t interval) excludes 0 *and* its paired SSIM
+    difference is not significantly negative; otherwise the current default stays.
+
+It also runs every learned method at 0.5x and 2x its default iterations (budget
+sensitivity), so a reader sees whether a method is starved at the CPU default. The
+tables are printed and written between the ``tune`` markers of ``benchmarks/README.md``.
+
+    python benchmarks/tune.py --workdir /tmp/tune          # runs, then writes the tables
+    python benchmarks/tune.py --workdir /tmp/tune --no-run  # tables from a finished run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from wedgebench.stats import mean_ci, paired_difference
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = {"PSNR": True, "SSIM": True, "VIF": True, "fsc_missing_auc": True,
+           "runtime_min": False}
+BEGIN, END = "<!-- tune:begin -->", "<!-- tune:end -->"
+
+
+def scaled(section: dict, keys, factor: float) -> dict:
+    """Overrides multiplying ``keys`` of a method section (and its per_dataset) by ``factor``."""
+    over = {k: max(1, int(round(section[k] * factor))) for k in keys if k in section}
+    per = {}
+    for ds, entry in (section.get("per_dataset") or {}).items():
+        sub = {k: max(1, int(round(entry[k] * factor))) for k in keys if k in entry}
+        if sub:
+            per[ds] = sub
+    if per:
+        over["per_dataset"] = per
+    return over
+
+
+def budget_name(kind: str, factor: float) -> str:
+    """Identifier of a budget variant: ``cn_iter_x0p5``."""
+    return f"{kind}_iter_x{factor:g}".replace(".", "p")
+
+
+def tuning_config(base: dict, tune: dict) -> tuple[dict, dict]:
+    """The workflow config of the tuning run and the families {kind: {family: [names]}}."""
+    methods, families = {}, {}
+    for kind, fams in tune["candidates"].items():
+        methods[kind] = {"kind": kind}
+        for family, cands in fams.items():
+            families.setdefault(kind, {})[family] = [kind, *cands]
+            for name, over in cands.items():
+                methods[name] = {"kind": kind, **over}
+    for kind, keys in tune["budget"]["keys"].items():
+        names = []
+        for f in tune["budget"]["factors"]:
+            name = budget_name(kind, f)
+            methods[name] = {"kind": kind, **scaled(base[kind], keys, f)}
+            names.append(name)
+        families.setdefault(kind, {})["budget"] = [kind, *names]
+    cfg = {"seed": int(tune["seed"]), "replicates": int(tune["replicates"]),
+           "methods": methods, "run_methods": ["imod_wbp", *methods]}
+    return cfg, families
+
+
+def run_workflow(workdir: Path, cfg: dict, cores: int) -> float:
+    """Run the real workflow to the per-replicate table; returns the wall seconds."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "tune_config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--cores", str(cores), "results/report/table1_replicates.csv",
+           "--configfile", str(REPO / "config.yaml"), str(path)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def family_table(df: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, str]:
+    """Mean [CI] of every metric per candidate (pooled over datasets and seeds), the paired
+    difference of each candidate to the default (``names[0]``) and the rule's choice."""
+    default = names[0]
+    rows, key = [], ["dataset", "acquisition", "replicate"]
+    ref = df[df.method == default].set_index(key)
+    for name in names:
+        cur = df[df.method == name].set_index(key).reindex(ref.index)
+        row = {"candidate": name, "n": int(cur["PSNR"].notna().sum())}
+        for m in METRICS:
+            mean, lo, hi = mean_ci(cur[m])
+            row[m] = f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+        for m in ("PSNR", "SSIM", "fsc_missing_auc"):
+            d, lo, hi = paired_difference(cur[m], ref[m]) if name != default else (0, 0, 0)
+            row[f"Δ{m} vs default"] = f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            row[f"_{m}"] = (d, lo, hi)
+        row["_mean_psnr"] = float(cur["PSNR"].mean())
+        rows.append(row)
+    best = max(rows[1:], key=lambda r: r["_mean_psnr"], default=None)
+    choice = default
+    if best is not None and best["_PSNR"][1] > 0 and not best["_SSIM"][2] < 0:
+        choice = best["candidate"]
+    table = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    return table, choice
+
+
+def per_dataset_table(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Mean PSNR / SSIM / missing FSC per dataset and candidate (over validation seeds)."""
+    sub = df[df.method.isin(names)]
+    out = sub.groupby(["dataset", "method"], sort=False)[["PSNR", "SSIM", "fsc_missing_auc"]]
+    return out.mean().round(3).reset_index()
+
+
+def report(df: pd.DataFrame, families: dict, tune: dict, wall: float | None) -> str:
+    """Markdown of every family's table, per-dataset means and the choices."""
+    seeds = f"{tune['seed']}..{tune['seed'] + tune['replicates'] - 1}"
+    lines = [f"Validation seeds {seeds}, datasets {', '.join(sorted(df.dataset.unique()))}, "
+             f"acquisition(s) {', '.join(sorted(df.acquisition.unique()))}; pooled over "
+             "dataset × seed pairs (n per row). Intervals: 95 % Student-t; Δ: paired "
+             "difference to the current default (first row)."
+             + (f" Wall time of the tuning run: {wall / 60:.0f} min (2 cores)." if wall else ""),
+             ""]
+    for kind, fams in families.items():
+        for family, names in fams.items():
+            table, choice = family_table(df, names)
+            verdict = ("keep the current default" if choice == names[0]
+                       else f"change the default to `{choice}`")
+            lines += [f"**{kind}: {family}** (rule: {verdict})", "",
+                      table.to_markdown(index=False), "",
+                      "<details><summary>per dataset (means over seeds)</summary>", "",
+                      per_dataset_table(df, names).to_markdown(index=False), "", "</details>",
+                      ""]
+    return "\n".join(lines)
+
+
+def write_between_markers(path: Path, text: str) -> None:
+    """Replace the block between the tune markers of ``path`` with ``text``."""
+    doc = path.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{path}: markers {BEGIN} / {END} not found")
+    head, rest = doc.split(BEGIN, 1)
+    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=Path("tune_run"))
+    ap.add_argument("--tune", type=Path, default=REPO / "benchmarks" / "tune.yaml")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--no-run", action="store_true", help="only tabulate a finished run")
+    ap.add_argument("--readme", type=Path, default=REPO / "benchmarks" / "README.md")
+    args = ap.parse_args()
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    tune = yaml.safe_load(args.tune.read_text())
+    cfg, families = tuning_config(copy.deepcopy(base), tune)
+    wall = None if args.no_run else run_workflow(args.workdir, cfg, args.cores)
+    df = pd.read_csv(args.workdir / "results" / "report" / "table1_replicates.csv")
+    text = report(df, families, tune, wall)
+    print(text)
+    write_between_markers(args.readme, text)
+
+
+if __name__ == "__main__":
+    main()
