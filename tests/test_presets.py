@@ -35,14 +35,17 @@ def _deep_update(base, new):
             base[k] = v
 
 
-def expected_jobs(cfg, datasets, n_acq):
+def expected_jobs(cfg, datasets, n_acq, n_model=None):
     """Job counts per rule for the datasets x n_acq simulated acquisitions (x replicates),
     from the registry (every method of a kind runs that kind's rules under its own name)."""
     n_acq *= cfg.get("replicates", 1)
     runs = len(datasets) * n_acq
     names = list(cfg.get("run_methods") or normalise_methods(cfg["methods"]))
-    counts = {"phantom": len(datasets) * cfg.get("replicates", 1), "tiltseries": runs, "metrics": len(names) * runs,
-              "figures": runs, "table1": 1}
+    counts = {"phantom": len(datasets) * cfg.get("replicates", 1), "tiltseries": runs,
+              "metrics": len(names) * runs, "figures": runs, "table1": 1}
+    modelled = runs if n_model is None else len(datasets) * n_model * cfg.get("replicates", 1)
+    if modelled and (n_model is not None or (cfg.get("tiltseries") or {}).get("model")):
+        counts["acquire"] = modelled  # acquisitions with a model are simulated by `acquire`
 
     def add(rule, n):
         if n:
@@ -70,16 +73,18 @@ def expected_jobs(cfg, datasets, n_acq):
 ALL = ("spheres", "shapes", "p22", "ubiquitin")
 
 
-@pytest.mark.parametrize("files,datasets,n_acq,sweep", [
-    ((), ALL, 1, False),
-    (("configs/verdict.yaml",), ALL, 1, False),
-    (("configs/paper.yaml",), ALL, 1, False),
-    (("configs/sweep.yaml",), ("p22",), 9, True),
-    (("configs/paper.yaml", "configs/sweep.yaml"), ("p22",), 9, True),
+@pytest.mark.parametrize("files,datasets,n_acq,sweep,n_model", [
+    ((), ALL, 1, False, None),
+    (("configs/verdict.yaml",), ALL, 1, False, None),
+    (("configs/paper.yaml",), ALL, 1, False, None),
+    (("configs/sweep.yaml",), ("p22",), 9, True, None),
+    (("configs/paper.yaml", "configs/sweep.yaml"), ("p22",), 9, True, None),
+    (("configs/dose.yaml",), ("spheres",), 5, True, 4),
+    (("configs/realistic.yaml",), ALL, 1, False, None),
 ])
-def test_preset_plans_expected_jobs(tmp_path, files, datasets, n_acq, sweep):
+def test_preset_plans_expected_jobs(tmp_path, files, datasets, n_acq, sweep, n_model):
     counts = dry_run(tmp_path, *files)
-    want = expected_jobs(merged(*files), datasets, n_acq)
+    want = expected_jobs(merged(*files), datasets, n_acq, n_model)
     if sweep:
         want["sweep_figures"] = 1
     want["all"] = 1

@@ -65,6 +65,37 @@ def _acquisition_problems(acqs, key):
     return out
 
 
+def _model_problems(config: dict, name: str, ds: dict) -> list[str]:
+    """Checks of a simulated dataset's acquisition models that need the dataset."""
+    out = []
+    projector = (config.get("tiltseries") or {}).get("projector", "ray")
+    running = not config.get("run_datasets") or name in config["run_datasets"]
+    if projector == "analytic" and running and ds.get("kind") not in ("spheres", "shapes"):
+        out.append(f"config key 'tiltseries.projector': value 'analytic' is not available for "
+                   f"dataset {name!r} of kind {ds.get('kind')!r} (allowed: spheres, shapes; "
+                   "use 'ray' or restrict run_datasets)")
+    thickness_nm = ds["shape"][0] * float(ds.get("voxel_size", 1.0)) / 10.0
+    for label, acq in dataset_acquisitions(config, name).items():
+        key = f"datasets.{name} acquisition {label}"
+        ice = acq.get("ice") or {}
+        if ice and ice["thickness_nm"] < thickness_nm:
+            out.append(f"config key '{key}: ice.thickness_nm': value {ice['thickness_nm']} is "
+                       f"thinner than the specimen ({ds['shape'][0]} voxels x "
+                       f"{ds.get('voxel_size', 1.0)} A = {thickness_nm:g} nm)")
+        if acq.get("ctf_correction") == "phase_flip" and not acq.get("optics"):
+            out.append(f"config key '{key}: ctf_correction': value 'phase_flip' needs "
+                       "'optics' (there is no CTF to correct)")
+        if acq.get("damage") and not acq.get("dose"):
+            out.append(f"config key '{key}: damage': value True needs 'dose' (damage "
+                       "depends on the dose received)")
+        if ice and float(ice.get("potential_v", 4.5)) >= float(
+                acq.get("specimen_potential_v", 7.0)):
+            out.append(f"config key '{key}: ice.potential_v': value "
+                       f"{ice.get('potential_v', 4.5)} must be below specimen_potential_v "
+                       f"({acq.get('specimen_potential_v', 7.0)})")
+    return out
+
+
 def _semantic_problems(config: dict) -> list[str]:
     out = _acquisition_problems(config.get("acquisitions"), "acquisitions")
     for name in config.get("run_datasets") or []:
@@ -77,6 +108,9 @@ def _semantic_problems(config: dict) -> list[str]:
             out.append(f"config key '{key}': dataset name {name!r} is not allowed: use "
                        "letters, digits, '_', '-', '.', no path separators or '..'")
         out += _acquisition_problems(ds.get("acquisitions"), f"{key}.acquisitions")
+        if ds.get("kind") != "tiltseries" and not _acquisition_problems(
+                ds.get("acquisitions") or config.get("acquisitions"), key):
+            out += _model_problems(config, name, ds)
         params = ds.get("params") or {}
         for fkey in ("path", "source", "stack", "tlt"):
             src = params.get(fkey)
@@ -101,7 +135,9 @@ def dataset_acquisitions(config: dict, dataset: str) -> dict[str, dict]:
     if ds.get("kind") == "tiltseries":
         return {"measured": {}}
     acqs = ds.get("acquisitions") or config["acquisitions"]
-    return {acquisition_label(a): a for a in acqs}
+    model = (config.get("tiltseries") or {}).get("model") or {}
+    merged = [deep_merge(model, a) for a in acqs]
+    return {acquisition_label(a): a for a in merged}
 
 
 def acquisition_angles(config: dict, dataset: str, label: str):

@@ -13,6 +13,8 @@ Conventions (used by every module of the package)
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 
@@ -52,21 +54,43 @@ def acquisition_label(acq: dict) -> str:
     """Readable, path-safe name of an acquisition dict.
 
     ``{"range": [-60, 60], "step": 2}`` → ``"tilt-60_60_step2"``; an explicit list gets
-    ``"tilt-list<N>_<min>_<max>_<hash8>"``.
+    ``"tilt-list<N>_<min>_<max>_<hash8>"``. An acquisition model (dose, optics, ice,
+    misalignment, damage; :data:`wedgebench.tiltseries.MODEL_KEYS`) appends readable tokens
+    and a hash of the whole model: ``"tilt-60_60_step2_dose120_ctf3pf_ice150_m1a2b3c"``.
     """
     def fmt(v: float) -> str:
         return f"{float(v):g}"
 
+    import hashlib
+
     if acq.get("name"):
         return str(acq["name"])
     if acq.get("angles") is not None:
-        import hashlib
-
         a = np.asarray(acq["angles"], float)
         h = hashlib.sha1(np.round(a, 4).tobytes()).hexdigest()[:8]
-        return f"tilt-list{a.size}_{fmt(a.min())}_{fmt(a.max())}_{h}"
-    lo, hi = acq["range"]
-    return f"tilt{fmt(lo)}_{fmt(hi)}_step{fmt(acq['step'])}"
+        base = f"tilt-list{a.size}_{fmt(a.min())}_{fmt(a.max())}_{h}"
+    else:
+        lo, hi = acq["range"]
+        base = f"tilt{fmt(lo)}_{fmt(hi)}_step{fmt(acq['step'])}"
+    model = {k: v for k, v in acq.items() if k not in ("range", "step", "angles", "name")
+             and v not in (None, False, {}, "none")}
+    if not model:
+        return base
+    tokens = []
+    if model.get("dose"):
+        tokens.append(f"dose{fmt(model['dose']['total'])}")
+    if model.get("optics"):
+        tokens.append(f"ctf{fmt(model['optics']['defocus_um'])}"
+                      + ("pf" if model.get("ctf_correction") == "phase_flip" else ""))
+    if model.get("ice"):
+        tokens.append(f"ice{fmt(model['ice']['thickness_nm'])}")
+    if model.get("misalignment"):
+        m = model["misalignment"]
+        tokens.append(f"mis{fmt(m.get('shift_px', 0))}-{fmt(m.get('angle_deg', 0))}")
+    if model.get("damage"):
+        tokens.append("dmg")
+    canon = json.dumps(model, sort_keys=True, default=float)
+    return "_".join([base, *tokens, "m" + hashlib.sha1(canon.encode()).hexdigest()[:6]])
 
 
 #: Default guard band (voxels) between the acquired central planes and the missing region.

@@ -111,17 +111,229 @@ def normalise(stack: np.ndarray) -> np.ndarray:
 
 def simulate_tiltseries(vol: np.ndarray, angles_deg, *, oversampling: int = 3,
                         step: float = 0.5, noise: dict | None = None,
-                        normalise_to_unit: bool = True, seed: int = 0) -> np.ndarray:
+                        normalise_to_unit: bool = True, seed: int = 0,
+                        project=None) -> np.ndarray:
     """Project, add noise and normalise: the tilt series of the pipeline.
+
+    ``project`` (:func:`make_projector`) replaces the ray-driven projector when given.
 
     Returns
     -------
     ndarray float32 ``[tilt, y, x]``
     """
-    proj = simulate_projections(vol, angles_deg, oversampling=oversampling, step=step)
+    proj = (project(angles_deg) if project is not None else
+            simulate_projections(vol, angles_deg, oversampling=oversampling, step=step))
     noise = dict(noise or {})
     proj = add_noise(proj, kind=noise.pop("kind", "none"), seed=seed, **noise)
     return normalise(proj) if normalise_to_unit else proj
+
+
+def even_odd_indices(angles, subset: str) -> np.ndarray:
+    """Indices of every other tilt in order of angle, in acquisition order.
+
+    ``"even"`` takes the 1st, 3rd, ... tilt of the angles sorted ascending (stable
+    sort), ``"odd"`` the 2nd, 4th, ...; the indices are returned sorted, so the
+    subset keeps the acquisition order. The convention of :func:`load_measured` (and
+    of DeepDeWedge's tilt halves).
+
+    Parameters
+    ----------
+    angles : array of float
+    subset : {"even", "odd"}
+
+    Returns
+    -------
+    ndarray of int
+    """
+    if subset not in ("even", "odd"):
+        raise ValueError(f"subset must be 'even' or 'odd', got {subset!r}")
+    order = np.argsort(np.asarray(angles, np.float64).ravel(), kind="stable")
+    return np.sort(order[{"even": 0, "odd": 1}[subset]::2])
+
+
+def make_projector(vol: np.ndarray, opts: dict, phantom: dict | None = None, seed: int = 0):
+    """``project(angles_deg) -> [tilt, y, x]``: the simulation projector of ``opts``.
+
+    ``opts["projector"]``: ``"ray"`` (:func:`simulate_projections` of ``vol`` with
+    ``oversampling`` and ``ray_step``) or ``"analytic"`` (exact line integrals of the
+    continuous objects of ``phantom = {kind, params, shape}`` built with ``seed``,
+    :func:`wedgebench.analytic.analytic_projections`; spheres and shapes only).
+    """
+    kind = opts.get("projector", "ray")
+    if kind == "ray":
+        return lambda a: simulate_projections(vol, a, oversampling=opts["oversampling"],
+                                              step=opts["ray_step"])
+    if kind == "analytic":
+        from .analytic import analytic_projections
+
+        return lambda a: analytic_projections(phantom["kind"], phantom["shape"],
+                                              phantom["params"], seed, a,
+                                              oversampling=opts["oversampling"])
+    raise ValueError(f"tiltseries.projector: unknown projector {kind!r} (allowed: ray, "
+                     "analytic)")
+
+
+#: Keys of an acquisition that describe its physics (the acquisition model); everything
+#: else in an acquisition dict is geometry (range/step/angles/name).
+MODEL_KEYS = ("dose", "damage", "optics", "ctf_correction", "ice", "misalignment",
+              "specimen_potential_v")
+
+
+def has_model(acq: dict) -> bool:
+    """Whether an acquisition dict asks for anything beyond noise-free line integrals."""
+    return any(acq.get(k) not in (None, False, "none", {}) for k in MODEL_KEYS)
+
+
+def acquisition_summary(acq: dict) -> dict:
+    """The acquisition model in a few columns of a metrics record (sweeps plot against them).
+
+    ``dose_total`` (e⁻/Å², NaN when noise-free), ``defocus_um`` (NaN without optics),
+    ``ctf_correction``, ``ice_nm`` (NaN without ice) and ``model`` (a label of everything
+    but the dose, so that a dose sweep compares acquisitions that differ only in dose).
+    """
+    from .geometry import acquisition_label
+
+    rest = {k: v for k, v in acq.items() if k in MODEL_KEYS and k != "dose"}
+    rest_label = acquisition_label({"range": [0, 0], "step": 1, **rest})
+    nan = float("nan")
+    return {"dose_total": float((acq.get("dose") or {}).get("total", nan)),
+            "defocus_um": float((acq.get("optics") or {}).get("defocus_um", nan)),
+            "ctf_correction": str(acq.get("ctf_correction", "none")),
+            "ice_nm": float((acq.get("ice") or {}).get("thickness_nm", nan)),
+            "model": rest_label.replace("tilt0_0_step1", "") or "none"}
+
+
+def potential_scale(vol: np.ndarray, voxel_A: float, acq: dict) -> float:
+    """V·Å of projected potential per unit of line integral (voxel lengths) of ``vol``.
+
+    The densest voxel of the ground truth is given the specimen's potential *contrast*
+    against its surroundings: ``specimen_potential_v`` (default 7 V, an assumed mean inner
+    potential of protein) minus the ice's mean potential when the specimen sits in ice.
+    """
+    ice = acq.get("ice") or {}
+    contrast = float(acq.get("specimen_potential_v", 7.0)) - float(ice.get("potential_v", 0.0)
+                                                                    if ice else 0.0)
+    if contrast <= 0:
+        raise ValueError(f"specimen_potential_v ({acq.get('specimen_potential_v', 7.0)} V) must "
+                         f"exceed the ice's potential_v ({ice.get('potential_v')} V)")
+    peak = float(np.max(vol))
+    return contrast * voxel_A / (peak if peak > 0 else 1.0)
+
+
+def _voltage(acq: dict) -> float:
+    return float((acq.get("optics") or {}).get("voltage_kv", 300.0))
+
+
+def _optics_kwargs(optics: dict) -> dict:
+    keys = ("voltage_kv", "cs_mm", "amplitude_contrast", "defocus_gradient", "handedness")
+    return {k: optics[k] for k in keys if k in optics}
+
+
+def simulate_acquisition(project, vol: np.ndarray, voxel_A: float, angles_deg, acq: dict,
+                         seed: int = 0) -> dict:
+    """A measured-like tilt series: misaligned projections through optics, damage and dose.
+
+    Parameters
+    ----------
+    project : callable
+        ``project(angles_deg) -> [tilt, y, x]`` line integrals of ``vol`` (voxel lengths) at
+        the *true* angles (the ray-driven simulator or the analytic projector).
+    vol : ndarray
+        The ground truth (only its maximum is used, for :func:`potential_scale`).
+    voxel_A : float
+        Voxel (= detector pixel) size, Å.
+    angles_deg : array
+        Nominal tilt angles (what the ``.tlt`` says).
+    acq : dict
+        The acquisition with its model keys (:data:`MODEL_KEYS`; README, "Realistic
+        acquisitions").
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``acquired`` (flat-field-normalised intensity, ≈ 1 where the beam meets only ice),
+        ``frames`` ([2, tilt, y, x]: the two half-dose frames, flat-fielded; both equal
+        ``acquired`` without dose), ``true_angles``, ``shifts`` ([tilt, 2] px),
+        ``dose`` and ``prior_dose`` (e⁻/Å² per tilt; zeros without dose).
+    """
+    from . import acquisition as phys
+
+    angles = np.asarray(angles_deg, float)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xAC0]))
+    mis = acq.get("misalignment") or {}
+    shifts, errors = phys.misalignment(angles.size, float(mis.get("shift_px", 0.0)),
+                                       float(mis.get("angle_deg", 0.0)), rng)
+    true_angles = angles + errors
+    vz = project(true_angles).astype(np.float64) * potential_scale(vol, voxel_A, acq)
+    dose_cfg = acq.get("dose") or {}
+    if dose_cfg:
+        dose, prior = phys.dose_schedule(angles, float(dose_cfg["total"]),
+                                         dose_cfg.get("weighting", "equal"),
+                                         dose_cfg.get("order", "dose_symmetric"),
+                                         int(dose_cfg.get("group", 2)))
+    else:
+        dose, prior = np.zeros(angles.size), np.zeros(angles.size)
+    damage = prior if (acq.get("damage") and dose_cfg) else None
+    optics = acq.get("optics") or {}
+    sigma = phys.interaction_constant(_voltage(acq))
+    if optics:
+        image = phys.image_intensity(vz, true_angles, voxel_A, float(optics["defocus_um"]),
+                                     bfactor_A2=float(optics.get("bfactor_A2", 0.0)),
+                                     cumulative_dose=damage, **_optics_kwargs(optics))
+    else:  # ideal linear contrast: the CTF is -1 at every frequency
+        spec = np.fft.rfft2(vz)
+        if damage is not None:
+            n = vz.shape[-1]
+            spec *= phys.exposure_filter(vz.shape[1:], voxel_A, damage,
+                                         _voltage(acq))[..., : n // 2 + 1]
+        image = 1.0 - 2.0 * sigma * np.fft.irfft2(spec, s=vz.shape[1:])
+    if mis.get("shift_px"):
+        image = phys.shift_images(image, shifts)
+    ice = acq.get("ice") or {}
+    zero_loss = (phys.zero_loss_fraction(true_angles, float(ice["thickness_nm"]),
+                                         float(ice.get("mfp_nm", 350.0))) if ice else None)
+    if dose_cfg:
+        counts = phys.count_electrons(image, dose, voxel_A, rng, frames=2, zero_loss=zero_loss)
+        frames = phys.flat_field(counts, dose, voxel_A, zero_loss=zero_loss)
+        acquired = frames.mean(axis=0)
+    else:
+        acquired = image
+        frames = np.stack([image, image])
+    return {"acquired": acquired.astype(np.float32), "frames": frames.astype(np.float32),
+            "true_angles": true_angles, "shifts": shifts, "dose": dose, "prior_dose": prior}
+
+
+def prepare_for_methods(acquired: np.ndarray, angles_deg, voxel_A: float, acq: dict,
+                        vol_peak_scale: float, normalise_to_unit: bool = True) -> np.ndarray:
+    """The tilt series every method receives, from a flat-field-normalised acquisition.
+
+    ``1 − I`` (contrast inverted, so density is bright) or, with
+    ``ctf_correction: phase_flip``, the phase-flipped ``I − 1`` (flipping makes the
+    transfer positive at every frequency, so density is bright too), at the *nominal*
+    angles and defocus; divided by ``2σ`` and the potential scale so that a noise-free,
+    aberration-free acquisition gives back the line integrals; then min–max normalised
+    like every other tilt series (``tiltseries.normalise``).
+
+    Parameters
+    ----------
+    vol_peak_scale : float
+        :func:`potential_scale` of the ground truth (the script reads it from the
+        acquisition's metadata; methods never see the ground truth itself).
+    """
+    from . import acquisition as phys
+
+    x = acquired.astype(np.float64) - 1.0
+    optics = acq.get("optics") or {}
+    if acq.get("ctf_correction", "none") == "phase_flip":
+        if not optics:
+            raise ValueError("ctf_correction: phase_flip needs optics (there is no CTF)")
+        x = phys.phase_flip(x, angles_deg, voxel_A, float(optics["defocus_um"]),
+                            **_optics_kwargs(optics))
+    else:
+        x = -x
+    x /= 2.0 * phys.interaction_constant(_voltage(acq)) * vol_peak_scale
+    return normalise(x) if normalise_to_unit else x.astype(np.float32)
 
 
 def load_measured(stack_path, tlt_path, shape, subset: str = "all"):
@@ -147,8 +359,7 @@ def load_measured(stack_path, tlt_path, shape, subset: str = "all"):
         raise InputError(f"{stack_path}: stack (y, x) = {stack.shape[1:]} does not match the "
                          f"configured shape (ny, nx) = {tuple(shape[1:])}")
     if subset != "all":
-        order = np.argsort(angles, kind="stable")
-        keep = np.sort(order[{"even": 0, "odd": 1}[subset]::2])
+        keep = even_odd_indices(angles, subset)
         if keep.size < 2:
             raise InputError(f"{tlt_path}: too few tilts to split into even/odd halves")
         stack, angles = stack[keep], angles[keep]

@@ -20,6 +20,7 @@ from wedgebench.config import (
     dataset_acquisitions,
     duplicate_key_problems,
 )
+from wedgebench.tiltseries import acquisition_summary, has_model
 from wedgebench.methods import (
     from_method,
     method_settings,
@@ -165,6 +166,32 @@ def angles(wildcards):
     return [float(a) for a in acquisition_angles(config, ds, wildcards.acq)]
 
 
+def acquisition(wildcards):
+    """The acquisition dict of a simulated acquisition (its model merged in)."""
+    if not has_ground_truth(wildcards.dataset):
+        return {}
+    return dataset_acquisitions(config, base_dataset(wildcards.dataset))[wildcards.acq]
+
+
+def phantom_spec(wildcards):
+    """What the analytic projector needs to rebuild a phantom's continuous objects."""
+    ds = dataset_config(wildcards)
+    params = dict(ds.get("params") or {}, shape=dataset_shape(wildcards))
+    if ds.get("voxel_size") is not None:
+        params["voxel_size"] = ds["voxel_size"]
+    return {"kind": ds["kind"], "params": params, "shape": dataset_shape(wildcards)}
+
+
+def tiltseries_inputs(wildcards):
+    """The ground truth (noise-free acquisitions) or the simulated acquisition (a model)."""
+    if has_model(acquisition(wildcards)):
+        return {
+            "acquired": f"results/{wildcards.dataset}/{wildcards.acq}/acquired.mrc",
+            "meta": f"results/{wildcards.dataset}/{wildcards.acq}/acquisition.json",
+        }
+    return {"gt": f"results/{wildcards.dataset}/ground_truth.mrc"}
+
+
 def has_ground_truth(dataset):
     return config["datasets"][base_dataset(dataset)]["kind"] != "tiltseries"
 
@@ -213,6 +240,7 @@ def run_info(wildcards):
         "method": m,
         "kind": method_kind(m),
         "variant_of": variant_of(m, method_spec(m), KINDS_WITH_SETTINGS),
+        **acquisition_summary(acquisition(wildcards)),
     }
 
 

@@ -1,9 +1,39 @@
-# Tilt series: simulated from a ground truth, or a user's measured stack and .tlt.
+# Tilt series: simulated from a ground truth (noise-free, or through an acquisition model:
+# `acquire` simulates the detector images, `tiltseries` corrects them for the methods), or
+# a user's measured stack and .tlt.
+
+
+rule acquire:
+    input:
+        "results/{dataset}/ground_truth.mrc",
+    output:
+        acquired="results/{dataset}/{acq}/acquired.mrc",
+        even="results/{dataset}/{acq}/frames_even.mrc",
+        odd="results/{dataset}/{acq}/frames_odd.mrc",
+        meta="results/{dataset}/{acq}/acquisition.json",
+    log:
+        "results/logs/{dataset}/{acq}/acquire.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{acq}/acquire.tsv"
+    conda:
+        CONDA_ENV
+    threads: stage_threads("tiltseries")
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        angles=angles,
+        acq=acquisition,
+        opts=lambda w: dict(config["tiltseries"]),
+        phantom=phantom_spec,
+        seed=dataset_seed,
+    script:
+        "../../scripts/acquire.py"
 
 
 rule tiltseries:
     input:
-        "results/{dataset}/ground_truth.mrc",
+        unpack(tiltseries_inputs),
     output:
         mrc="results/{dataset}/{acq}/tiltseries.mrc",
         tlt="results/{dataset}/{acq}/tiltseries.tlt",
@@ -20,6 +50,8 @@ rule tiltseries:
     params:
         angles=angles,
         opts=lambda w: dict(config["tiltseries"]),
+        acq=acquisition,
+        phantom=phantom_spec,
         seed=dataset_seed,
     script:
         "../../scripts/tiltseries.py"

@@ -19,6 +19,10 @@ requested kind appears once ``count >= len(kinds)`` (when all fit).
 A voxel is 1 when its centre lies inside the shape (only the largest
 26-connected piece of each shape is kept), 0 otherwise; the binary volume is
 then Gaussian low-pass filtered with std ``lowpass`` voxels (0: none).
+
+:func:`objects` returns the continuous shapes (the list of :func:`place_shapes`
+and the low-pass) that :func:`generate` rasterises with :func:`rasterise`;
+:mod:`wedgebench.analytic` projects them exactly.
 """
 
 from __future__ import annotations
@@ -187,6 +191,48 @@ def rasterise_shapes(shape, placed: list[dict]) -> np.ndarray:
     return vol
 
 
+def objects(shape, voxel_size: float = 10.0, seed: int = 0, *, count: int = 20,
+            size=(8.0, 24.0), kinds=KINDS, gap: float = 2.0, lowpass: float = 1.0,
+            max_tries: int = 1000) -> dict:
+    """Continuous description of the mixed-shapes phantom (what :func:`generate` draws).
+
+    Parameters are those of :func:`generate` (validated the same way); the same
+    parameters and seed give the same shapes that :func:`generate` rasterises.
+
+    Returns
+    -------
+    dict
+        ``phantom`` (``"shapes"``), ``shape`` (``(nz, ny, nx)``), ``voxel_size`` (Å),
+        ``lowpass`` (Gaussian std, voxels; 0: none) and ``shapes``: the list of
+        :func:`place_shapes` (``kind``, ``centre`` ``[z, y, x]`` in voxels with integer
+        ``i`` the centre of voxel ``i``, bounding ``radius``, ``rotation`` local →
+        ``[z, y, x]``, ``dims``; a point ``p`` is in a shape when
+        ``inside(kind, dims, rotationᵀ·(p − centre))``).
+    """
+    shape = check_shape(shape, "shapes.shape")
+    voxel_size = check_number(voxel_size, "shapes.voxel_size", minimum=0, exclusive_min=True)
+    count = check_int(count, "shapes.count", minimum=0)
+    size = check_interval(size, "shapes.size", minimum=6.0)
+    check_fits(size[1], shape, "shapes.size")
+    if isinstance(kinds, str) or not kinds or any(k not in KINDS for k in kinds):
+        raise InputError(f"shapes.kinds: expected a non-empty list from {list(KINDS)}, "
+                         f"got {kinds!r}")
+    gap = check_number(gap, "shapes.gap", minimum=0)
+    lowpass = check_number(lowpass, "shapes.lowpass", minimum=0)
+    max_tries = check_int(max_tries, "shapes.max_tries", minimum=1)
+    rng = np.random.default_rng(seed)
+    placed = place_shapes(shape, count, size, kinds, gap, rng, max_tries)
+    return dict(phantom="shapes", shape=shape, voxel_size=voxel_size, lowpass=lowpass,
+                shapes=placed)
+
+
+def rasterise(desc: dict) -> np.ndarray:
+    """Volume ``[z, y, x]`` (float32 in [0, 1]) of a description from :func:`objects`:
+    :func:`rasterise_shapes`, Gaussian low-pass, clipped to [0, 1]."""
+    vol = gaussian_lowpass(rasterise_shapes(desc["shape"], desc["shapes"]), desc["lowpass"])
+    return np.clip(vol, 0.0, 1.0, out=vol)
+
+
 def generate(shape, voxel_size: float = 10.0, seed: int = 0, *, count: int = 20,
              size=(8.0, 24.0), kinds=KINDS, gap: float = 2.0, lowpass: float = 1.0,
              max_tries: int = 1000):
@@ -216,19 +262,11 @@ def generate(shape, voxel_size: float = 10.0, seed: int = 0, *, count: int = 20,
     -------
     vol : ndarray float32 ``[z, y, x]`` in [0, 1]
     voxel_size : float
+
+    See Also
+    --------
+    objects : the continuous shapes behind the volume (same signature).
     """
-    shape = check_shape(shape, "shapes.shape")
-    voxel_size = check_number(voxel_size, "shapes.voxel_size", minimum=0, exclusive_min=True)
-    count = check_int(count, "shapes.count", minimum=0)
-    size = check_interval(size, "shapes.size", minimum=6.0)
-    check_fits(size[1], shape, "shapes.size")
-    if isinstance(kinds, str) or not kinds or any(k not in KINDS for k in kinds):
-        raise InputError(f"shapes.kinds: expected a non-empty list from {list(KINDS)}, "
-                         f"got {kinds!r}")
-    gap = check_number(gap, "shapes.gap", minimum=0)
-    lowpass = check_number(lowpass, "shapes.lowpass", minimum=0)
-    max_tries = check_int(max_tries, "shapes.max_tries", minimum=1)
-    rng = np.random.default_rng(seed)
-    placed = place_shapes(shape, count, size, kinds, gap, rng, max_tries)
-    vol = gaussian_lowpass(rasterise_shapes(shape, placed), lowpass)
-    return np.clip(vol, 0.0, 1.0, out=vol), voxel_size
+    desc = objects(shape, voxel_size, seed, count=count, size=size, kinds=kinds, gap=gap,
+                   lowpass=lowpass, max_tries=max_tries)
+    return rasterise(desc), desc["voxel_size"]

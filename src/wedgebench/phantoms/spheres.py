@@ -8,6 +8,10 @@ radius ``r`` when the distance ``d`` of its centre from the sphere's centre
 satisfies ``r - thickness < d <= r`` (value 1, else 0). The binary volume is
 then Gaussian low-pass filtered with std ``lowpass`` voxels (0: no filter);
 values stay in [0, 1].
+
+:func:`objects` returns the continuous spheres (centres, radii, thickness, low-pass)
+that :func:`generate` rasterises with :func:`rasterise`; :mod:`wedgebench.analytic`
+projects them exactly.
 """
 
 from __future__ import annotations
@@ -71,6 +75,46 @@ def hollow_spheres(shape, centres, radii, thickness: float) -> np.ndarray:
     return vol
 
 
+def objects(shape, voxel_size: float = 10.0, seed: int = 0, *, count: int = 20,
+            diameter=(8.0, 24.0), thickness: float = 3.0, gap: float = 2.0,
+            lowpass: float = 1.0, max_tries: int = 1000) -> dict:
+    """Continuous description of the hollow-spheres phantom (what :func:`generate` draws).
+
+    Parameters are those of :func:`generate` (validated the same way); the same
+    parameters and seed give the same spheres that :func:`generate` rasterises.
+
+    Returns
+    -------
+    dict
+        ``phantom`` (``"spheres"``), ``shape`` (``(nz, ny, nx)``), ``voxel_size`` (Å),
+        ``centres`` (ndarray ``(m, 3)``, voxel coordinates ``[z, y, x]``: integer
+        ``i`` is the centre of voxel ``i``), ``radii`` (ndarray ``(m,)``, outer radii
+        in voxels), ``thickness`` (shell thickness, voxels) and ``lowpass`` (Gaussian
+        std, voxels; 0: none).
+    """
+    shape = check_shape(shape, "spheres.shape")
+    voxel_size = check_number(voxel_size, "spheres.voxel_size", minimum=0, exclusive_min=True)
+    count = check_int(count, "spheres.count", minimum=0)
+    diameter = check_interval(diameter, "spheres.diameter", minimum=1.0)
+    check_fits(diameter[1], shape, "spheres.diameter")
+    thickness = check_number(thickness, "spheres.thickness", minimum=0, exclusive_min=True)
+    gap = check_number(gap, "spheres.gap", minimum=0)
+    lowpass = check_number(lowpass, "spheres.lowpass", minimum=0)
+    max_tries = check_int(max_tries, "spheres.max_tries", minimum=1)
+    rng = np.random.default_rng(seed)
+    centres, radii = place_spheres(shape, count, diameter, gap, rng, max_tries)
+    return dict(phantom="spheres", shape=shape, voxel_size=voxel_size, centres=centres,
+                radii=radii, thickness=thickness, lowpass=lowpass)
+
+
+def rasterise(desc: dict) -> np.ndarray:
+    """Volume ``[z, y, x]`` (float32 in [0, 1]) of a description from :func:`objects`:
+    binary hollow spheres, Gaussian low-pass, clipped to [0, 1]."""
+    vol = gaussian_lowpass(hollow_spheres(desc["shape"], desc["centres"], desc["radii"],
+                                          desc["thickness"]), desc["lowpass"])
+    return np.clip(vol, 0.0, 1.0, out=vol)
+
+
 def generate(shape, voxel_size: float = 10.0, seed: int = 0, *, count: int = 20,
              diameter=(8.0, 24.0), thickness: float = 3.0, gap: float = 2.0,
              lowpass: float = 1.0, max_tries: int = 1000):
@@ -101,17 +145,11 @@ def generate(shape, voxel_size: float = 10.0, seed: int = 0, *, count: int = 20,
     -------
     vol : ndarray float32 ``[z, y, x]`` in [0, 1]
     voxel_size : float
+
+    See Also
+    --------
+    objects : the continuous spheres behind the volume (same signature).
     """
-    shape = check_shape(shape, "spheres.shape")
-    voxel_size = check_number(voxel_size, "spheres.voxel_size", minimum=0, exclusive_min=True)
-    count = check_int(count, "spheres.count", minimum=0)
-    diameter = check_interval(diameter, "spheres.diameter", minimum=1.0)
-    check_fits(diameter[1], shape, "spheres.diameter")
-    thickness = check_number(thickness, "spheres.thickness", minimum=0, exclusive_min=True)
-    gap = check_number(gap, "spheres.gap", minimum=0)
-    lowpass = check_number(lowpass, "spheres.lowpass", minimum=0)
-    max_tries = check_int(max_tries, "spheres.max_tries", minimum=1)
-    rng = np.random.default_rng(seed)
-    centres, radii = place_spheres(shape, count, diameter, gap, rng, max_tries)
-    vol = gaussian_lowpass(hollow_spheres(shape, centres, radii, thickness), lowpass)
-    return np.clip(vol, 0.0, 1.0, out=vol), voxel_size
+    desc = objects(shape, voxel_size, seed, count=count, diameter=diameter,
+                   thickness=thickness, gap=gap, lowpass=lowpass, max_tries=max_tries)
+    return rasterise(desc), desc["voxel_size"]

@@ -19,7 +19,8 @@ FSC_PANELS = (("full", "All of Fourier space"),
               ("present", "Present (measured) region"),
               ("missing", "Missing-wedge region"))
 
-SWEEP_AXES = {"tilt_step": "tilt step (°)", "tilt_range": "maximum tilt angle ±(°)"}
+SWEEP_AXES = {"tilt_step": "tilt step (°)", "tilt_range": "maximum tilt angle ±(°)",
+              "dose_total": "total dose (e⁻/Å²)"}
 
 #: Axis labels (with units) of the table's and the metric records' columns.
 METRIC_LABELS = {"PSNR": "PSNR (dB)", "SSIM": "SSIM", "VIF": "VIF",
@@ -178,7 +179,8 @@ def fsc_figure(curves: dict, out_png, title: str = "", threshold: float = 0.5,
     _save(fig, out_png)
 
 
-def sweep_figure(df, x: str, metric, out_png, title: str = "", max_columns: int = 3) -> None:
+def sweep_figure(df, x: str, metric, out_png, title: str = "", max_columns: int = 3,
+                 reference=None) -> None:
     """Metric versus tilt step or tilt range, one line per method (Figure 5 style), one
     panel per metric in a grid of at most ``max_columns`` columns.
 
@@ -193,6 +195,9 @@ def sweep_figure(df, x: str, metric, out_png, title: str = "", max_columns: int 
         One panel per metric (e.g. ``"PSNR"`` or ``["PSNR", "SSIM", "VIF"]``).
     out_png : path-like
     title : str
+    reference : DataFrame, optional
+        Rows drawn as one dashed horizontal line per method (the mean over its rows),
+        e.g. the noise-free acquisition beside a dose sweep.
     """
     metrics = [metric] if isinstance(metric, str) else list(metric)
     missing = [c for c in ["method", x, *metrics] if c not in df.columns]
@@ -212,7 +217,12 @@ def sweep_figure(df, x: str, metric, out_png, title: str = "", max_columns: int 
     for ax, m in zip(axes.flat, metrics):
         for method in pd.unique(df["method"]):
             sub = table[table["method"] == method].sort_values(x)
-            ax.plot(sub[x], sub[m], marker="o", linewidth=1.6, label=str(method))
+            line, = ax.plot(sub[x], sub[m], marker="o", linewidth=1.6, label=str(method))
+            if reference is not None:
+                ref = pd.to_numeric(reference.loc[reference["method"] == method, m],
+                                    errors="coerce").mean()
+                if np.isfinite(ref):
+                    ax.axhline(ref, color=line.get_color(), linestyle="--", linewidth=1.0)
         ax.set_xlabel(SWEEP_AXES.get(x, x))
         ax.set_ylabel(METRIC_LABELS.get(m, m))
         ax.set_title(METRIC_LABELS.get(m, m).split(" (")[0])
@@ -239,7 +249,12 @@ def sweep_figures(records, out_dir, dataset: str = "") -> list:
     * ``vs_tilt_range.png``: metrics against tilt range, among the acquisitions that
       share the most common tilt step (the paper: ±60…±40° at 2°);
     * ``vs_tilt_step.png``: metrics against tilt step, among those sharing the most
-      common tilt range (the paper: 1, 2, 4, 8° within ±60°).
+      common tilt range (the paper: 1, 2, 4, 8° within ±60°);
+    * ``vs_dose_total.png``: metrics against total dose (records' ``dose_total``), among
+      acquisitions of the most common tilt scheme that differ only in dose (records'
+      ``model``), with that scheme's noise-free acquisition as dashed lines.
+
+    The tilt sweeps use the acquisitions of the most common acquisition model and dose.
 
     A sweep is drawn only if it has at least two distinct values. Each figure has one
     panel per metric of :data:`SWEEP_METRICS` that has a finite value.
@@ -274,13 +289,37 @@ def sweep_figures(records, out_dir, dataset: str = "") -> list:
     written = []
     if not metrics:
         return written
+    model = df["model"].astype(str) if "model" in df.columns else pd.Series("none", df.index)
+    dose = (pd.to_numeric(df["dose_total"], errors="coerce") if "dose_total" in df.columns
+            else pd.Series(np.nan, df.index))
+    df["_physics"] = model + "|" + dose.map(lambda v: "none" if pd.isna(v) else f"{v:g}")
+    tilt = df[df["_physics"] == df["_physics"].mode().iloc[0]]
     for x, fixed in (("tilt_range", "tilt_step"), ("tilt_step", "tilt_range")):
-        value = df[fixed].mode().iloc[0]
-        sub = df[df[fixed] == value]
+        value = tilt[fixed].mode().iloc[0]
+        sub = tilt[tilt[fixed] == value]
         if sub[x].nunique() < 2:
             continue
         held = f"tilt step {value:g}°" if fixed == "tilt_step" else f"tilt range ±{value:g}°"
         out = out_dir / f"vs_{x}.png"
         sweep_figure(sub, x, metrics, out, f"{dataset}: {held}" if dataset else held)
         written.append(out)
+    # dose sweep: acquisitions of the most common tilt scheme and model (everything but the
+    # dose) with at least two doses; the noise-free acquisition of that scheme is dashed
+    df["dose_total"] = dose
+    df["_scheme"] = [f"{r:g}|{s:g}" for r, s in zip(df["tilt_range"], df["tilt_step"])]
+    dosed = df[dose.notna()]
+    if not dosed.empty:
+        scheme = dosed["_scheme"].mode().iloc[0]
+        sub = dosed[dosed["_scheme"] == scheme]
+        sub = sub[sub["model"].astype(str) == sub["model"].astype(str).mode().iloc[0]]
+        if sub["dose_total"].nunique() >= 2:
+            free = df[(df["_scheme"] == scheme) & dose.isna()
+                      & (model == "none")]
+            held = (f"tilt range ±{sub['tilt_range'].iloc[0]:g}° step "
+                    f"{sub['tilt_step'].iloc[0]:g}°; dashed: noise-free")
+            out = out_dir / "vs_dose_total.png"
+            sweep_figure(sub, "dose_total", metrics, out,
+                         f"{dataset}: {held}" if dataset else held,
+                         reference=free if not free.empty else None)
+            written.append(out)
     return written

@@ -1,0 +1,123 @@
+"""DeepDeWedge's 3-D U-Net, in PyTorch.
+
+Architecture (``L`` = ``levels`` down-samplings, ``c_i = base_channels · 2**i``)::
+
+    x_n = (x − mean) / std                          input normalisation (buffers)
+    level i = 0..L-1:  Block(c_{i-1} → c_i) -> skip_i -> Down(c_i)      (c_{-1} = 1)
+    bottleneck:        Block(c_{L-1} → c_L)
+    level i = L-1..0:  Up(c_{i+1} → c_i) ++ skip_i -> Block(2·c_i → c_i)
+    y = Conv1³(c_0 → 1) + x_n                        residual add of the (normalised) input
+    return y · std + mean                            output de-normalisation
+
+* Block: 3 × [Conv3d 3³ → InstanceNorm3d → LeakyReLU(0.05)].
+* Down: stride-2 Conv3d 3³ (halves every axis); Up: stride-2 ConvTranspose3d 2³ (doubles).
+
+With base 64 and 3 levels the channels are 64/128/256 with a 512-channel bottleneck, as in
+the paper. The normalisation statistics are buffers of the module (they travel with its
+state dict); the fit sets them to the mean and standard deviation of the model inputs and
+updates them after every wedge update. Input sizes must be multiples of ``2**levels``.
+
+torch is imported when a network is built, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+
+LEAKY_SLOPE = 0.05
+CONVS_PER_BLOCK = 3
+
+
+@functools.cache
+def _unet_class():
+    """The ``nn.Module`` class, defined on first use (keeps torch out of module import)."""
+    import torch
+    from torch import nn
+
+    def block(cin: int, cout: int) -> nn.Sequential:
+        layers = []
+        for k in range(CONVS_PER_BLOCK):
+            layers += [nn.Conv3d(cin if k == 0 else cout, cout, 3, padding=1),
+                       nn.InstanceNorm3d(cout), nn.LeakyReLU(LEAKY_SLOPE)]
+        return nn.Sequential(*layers)
+
+    class DDWUNet(nn.Module):
+        """DeepDeWedge's residual 3-D U-Net (see :mod:`wedgebench.recon.deepdewedge.model`)."""
+
+        def __init__(self, levels: int = 3, base_channels: int = 32):
+            super().__init__()
+            self.levels, self.base_channels = int(levels), int(base_channels)
+            ch = [self.base_channels * 2 ** i for i in range(self.levels + 1)]
+            self.enc = nn.ModuleList()
+            self.down = nn.ModuleList()
+            cin = 1
+            for i in range(self.levels):
+                self.enc.append(block(cin, ch[i]))
+                self.down.append(nn.Conv3d(ch[i], ch[i], 3, stride=2, padding=1))
+                cin = ch[i]
+            self.bottleneck = block(ch[self.levels - 1], ch[self.levels])
+            self.up = nn.ModuleList()
+            self.dec = nn.ModuleList()
+            for i in reversed(range(self.levels)):
+                self.up.append(nn.ConvTranspose3d(ch[i + 1], ch[i], 2, stride=2))
+                self.dec.append(block(2 * ch[i], ch[i]))
+            self.out = nn.Conv3d(ch[0], 1, 1)
+            self.register_buffer("norm_mean", torch.zeros((), dtype=torch.float32))
+            self.register_buffer("norm_std", torch.ones((), dtype=torch.float32))
+
+        @property
+        def multiple(self) -> int:
+            """Input sizes must be multiples of this (``2**levels``)."""
+            return 2 ** self.levels
+
+        def set_normalisation(self, mean: float, std: float) -> None:
+            """Set the input statistics (``std`` must be > 0)."""
+            if not std > 0:
+                raise ValueError(f"normalisation std must be > 0, got {std}")
+            self.norm_mean.fill_(float(mean))
+            self.norm_std.fill_(float(std))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """``x``: ``[B, 1, z, y, x]``, every size a multiple of :attr:`multiple`."""
+            m = self.multiple
+            if x.ndim != 5 or x.shape[1] != 1 or any(s % m for s in x.shape[2:]):
+                raise ValueError(f"DDWUNet input must be [B, 1, z, y, x] with sizes multiple "
+                                 f"of {m}, got {tuple(x.shape)}")
+            xn = (x - self.norm_mean) / self.norm_std
+            skips = []
+            h = xn
+            for enc, down in zip(self.enc, self.down):
+                h = enc(h)
+                skips.append(h)
+                h = down(h)
+            h = self.bottleneck(h)
+            for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
+                h = dec(torch.cat([up(h), skip], dim=1))
+            return (self.out(h) + xn) * self.norm_std + self.norm_mean
+
+    return DDWUNet
+
+
+def build_unet(levels: int = 3, base_channels: int = 32):
+    """A fresh (randomly initialised from torch's global generator) DeepDeWedge U-Net.
+
+    Parameters
+    ----------
+    levels : int
+        Down-samplings (3).
+    base_channels : int
+        Channels of the first level (32; the paper uses 32 or 64).
+
+    Returns
+    -------
+    torch.nn.Module with ``set_normalisation(mean, std)`` and ``multiple``
+    """
+    if int(levels) < 1 or int(base_channels) < 1:
+        raise ValueError(f"levels and base_channels must be >= 1, got {levels}, "
+                         f"{base_channels}")
+    return _unet_class()(levels, base_channels)
+
+
+def count_parameters(model) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
