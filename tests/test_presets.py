@@ -64,6 +64,17 @@ def expected_jobs(cfg, datasets, n_acq, n_model=None):
             for rule, n in (("isonet_extract", runs), ("isonet_refine", its),
                             ("isonet_predict", runs), ("isonet_runtime", runs)):
                 add(rule, n)
+        elif kind == "deepdewedge":
+            defaults = {k: v["default"] for k, v in SCHEMA["properties"][kind]["properties"]
+                        .items() if "default" in v}  # config.yaml has no deepdewedge section
+            ddw = [dict(defaults, **method_settings(cfg, name, d)) for d in datasets]
+            blocks = sum(-(-s["epochs"] // s["block_epochs"]) for s in ddw) * n_acq
+            for rule, n in (("ddw_halves", runs), ("ddw_extract", runs), ("ddw_fit", blocks),
+                            ("ddw_refine", runs), ("ddw_runtime", runs)):
+                add(rule, n)
+            dose = ((cfg.get("tiltseries") or {}).get("model") or {}).get("dose")
+            if ddw[0]["split"] != "tilts" and dose:
+                counts["tiltseries_frames"] = runs  # once per acquisition: the frame halves
     if "imod_wbp" not in names and any(
             normalise_methods(cfg["methods"])[n]["kind"] == "isonet" for n in names):
         add("imod_wbp", runs)  # IsoNet's input
@@ -71,6 +82,7 @@ def expected_jobs(cfg, datasets, n_acq, n_model=None):
 
 
 ALL = ("spheres", "shapes", "p22", "ubiquitin")
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 
 @pytest.mark.parametrize("files,datasets,n_acq,sweep,n_model", [

@@ -281,13 +281,13 @@ def simulate_acquisition(project, vol: np.ndarray, voxel_A: float, angles_deg, a
         image = phys.image_intensity(vz, true_angles, voxel_A, float(optics["defocus_um"]),
                                      bfactor_A2=float(optics.get("bfactor_A2", 0.0)),
                                      cumulative_dose=damage, **_optics_kwargs(optics))
-    else:  # ideal linear contrast: the CTF is -1 at every frequency
-        spec = np.fft.rfft2(vz)
+    else:  # ideal contrast (transfer -1 at every frequency), kept positive: exp(-2 sigma Vz)
         if damage is not None:
             n = vz.shape[-1]
-            spec *= phys.exposure_filter(vz.shape[1:], voxel_A, damage,
-                                         _voltage(acq))[..., : n // 2 + 1]
-        image = 1.0 - 2.0 * sigma * np.fft.irfft2(spec, s=vz.shape[1:])
+            vz = np.fft.irfft2(np.fft.rfft2(vz) * phys.exposure_filter(
+                vz.shape[1:], voxel_A, damage, _voltage(acq))[..., : n // 2 + 1],
+                s=vz.shape[1:])
+        image = np.exp(-2.0 * sigma * vz)
     if mis.get("shift_px"):
         image = phys.shift_images(image, shifts)
     ice = acq.get("ice") or {}
@@ -304,16 +304,24 @@ def simulate_acquisition(project, vol: np.ndarray, voxel_A: float, angles_deg, a
             "true_angles": true_angles, "shifts": shifts, "dose": dose, "prior_dose": prior}
 
 
+def _counts_per_pixel(acq: dict, n_tilts: int, voxel_A: float) -> float:
+    """Mean expected electrons per pixel of one tilt (infinite without dose)."""
+    dose = acq.get("dose") or {}
+    return float(dose["total"]) / n_tilts * voxel_A**2 if dose else float("inf")
+
+
 def prepare_for_methods(acquired: np.ndarray, angles_deg, voxel_A: float, acq: dict,
                         vol_peak_scale: float, normalise_to_unit: bool = True) -> np.ndarray:
     """The tilt series every method receives, from a flat-field-normalised acquisition.
 
-    ``1 − I`` (contrast inverted, so density is bright) or, with
+    With optics: ``1 − I`` (contrast inverted, so density is bright) or, with
     ``ctf_correction: phase_flip``, the phase-flipped ``I − 1`` (flipping makes the
     transfer positive at every frequency, so density is bright too), at the *nominal*
-    angles and defocus; divided by ``2σ`` and the potential scale so that a noise-free,
-    aberration-free acquisition gives back the line integrals; then min–max normalised
-    like every other tilt series (``tiltseries.normalise``).
+    angles and defocus. Without optics (ideal contrast, ``I = exp(−2σV_z)``): ``−ln I``,
+    with ``I`` floored at half an electron's worth. Then divided by ``2σ`` and the
+    potential scale so that a noise-free, aberration-free acquisition gives back the line
+    integrals; then min–max normalised like every other tilt series
+    (``tiltseries.normalise``).
 
     Parameters
     ----------
@@ -325,6 +333,9 @@ def prepare_for_methods(acquired: np.ndarray, angles_deg, voxel_A: float, acq: d
 
     x = acquired.astype(np.float64) - 1.0
     optics = acq.get("optics") or {}
+    if not optics:  # ideal contrast I = exp(-2 sigma Vz): -ln I, at least half an electron
+        floor = 0.5 / max(_counts_per_pixel(acq, np.size(angles_deg), voxel_A), 1.0)
+        x = np.log(np.maximum(acquired.astype(np.float64), floor))
     if acq.get("ctf_correction", "none") == "phase_flip":
         if not optics:
             raise ValueError("ctf_correction: phase_flip needs optics (there is no CTF)")

@@ -21,6 +21,11 @@ from wedgebench.config import (
     duplicate_key_problems,
 )
 from wedgebench.tiltseries import acquisition_summary, has_model
+from wedgebench.recon.deepdewedge.options import (
+    DDWOptions,
+    extraction_size,
+    options_from_config,
+)
 from wedgebench.methods import (
     from_method,
     method_settings,
@@ -367,3 +372,116 @@ def invert_contrast(value, dataset):
     if value == "auto":
         return not has_ground_truth(dataset)
     return bool(value)
+
+
+def ddw_split(wildcards):
+    """DeepDeWedge's halves of an acquisition: `tilts` or `frames` (`auto`: frames when the
+    acquisition has a dose model, whose `acquire` job writes even/odd half-dose frames).
+    """
+    split = settings(wildcards)["split"]
+    has_dose = bool(acquisition(wildcards).get("dose"))
+    if split == "frames" and not has_dose:
+        raise ConfigError(
+            f"method {wildcards.method!r}: split: frames needs an acquisition with a dose "
+            f"model (acquisition {wildcards.acq!r} of {wildcards.dataset!r} has none); "
+            "use split: tilts or auto"
+        )
+    if split == "auto":
+        return "frames" if has_dose else "tilts"
+    return split
+
+
+def ddw_half_inputs(wildcards):
+    """The tilt series DeepDeWedge's half tomograms come from (see ``ddw_split``)."""
+    base = f"results/{wildcards.dataset}/{wildcards.acq}"
+    if ddw_split(wildcards) == "frames":
+        return {
+            "even": f"{base}/tiltseries_frames_even.mrc",
+            "odd": f"{base}/tiltseries_frames_odd.mrc",
+            "tlt": f"{base}/tiltseries.tlt",
+        }
+    return {"mrc": f"{base}/tiltseries.mrc", "tlt": f"{base}/tiltseries.tlt"}
+
+
+def wbp_settings(wildcards):
+    """The `imod_wbp` settings (for the dataset): how other kinds back-project."""
+    return method_settings(config, "imod_wbp", base_dataset(wildcards.dataset))
+
+
+def method_options(wildcards, keys):
+    """The settings of ``wildcards.method`` restricted to ``keys`` (job params that must not
+    change when an unrelated setting does, e.g. a fitting block's when `epochs` rises).
+    """
+    s = settings(wildcards)
+    return {k: s[k] for k in keys if k in s}
+
+
+def n_blocks(wildcards):
+    """Fitting jobs of a method fitted in blocks: ceil(`epochs` / `block_epochs`)."""
+    s = settings(wildcards)
+    return -(-int(s["epochs"]) // int(s["block_epochs"]))
+
+
+def block_range(wildcards):
+    """Epochs [from, to) of fitting block ``wildcards.block`` (1-based)."""
+    s = settings(wildcards)
+    k, size = int(wildcards.block), int(s["block_epochs"])
+    return [(k - 1) * size, min(k * size, int(s["epochs"]))]
+
+
+def previous_block(wildcards, name):
+    """File ``name`` (``{block}`` filled in) of block k-1 of a method (nothing for block 1)."""
+    k = int(wildcards.block)
+    if k == 1:
+        return []
+    path = f"results/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}/fit/{name}"
+    return path.format(block=k - 1)
+
+
+def last_block(wildcards, name):
+    """File ``name`` (``{block}`` filled in) of the last fitting block of a method."""
+    path = f"results/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}/fit/{name}"
+    return path.format(block=n_blocks(wildcards))
+
+
+def per_block(wildcards, pattern):
+    """``pattern`` for fitting blocks 1..N of a method."""
+    return [
+        pattern.format(block=k, **wildcards) for k in range(1, n_blocks(wildcards) + 1)
+    ]
+
+
+def ddw_problems():
+    """Problems of every DeepDeWedge method's settings on every selected dataset (each
+    naming its config key), found before any job runs."""
+    keys = DDWOptions.__dataclass_fields__
+    out = []
+    for name in run_methods():
+        if method_kind(name) != "deepdewedge":
+            continue
+        for ds in selected_datasets():
+            s = method_settings(config, name, ds)
+            where = f"methods.{name} (dataset {ds})"
+            try:
+                options_from_config({k: s[k] for k in keys if k in s})
+            except ValueError as exc:
+                out.append(f"{where}: {exc}")
+                continue
+            m = extraction_size(s["cube_size"])
+            shape = [int(n) for n in config["datasets"][ds]["shape"]]
+            if m > min(shape):
+                out.append(
+                    f"{where}: deepdewedge.cube_size {s['cube_size']} needs cubes of "
+                    f"{m} voxels (ceil_to_even(sqrt(2) N)), more than the tomogram's "
+                    f"shape {shape} allows; lower cube_size (per_dataset.{ds})"
+                )
+            acqs = dataset_acquisitions(config, ds) if has_ground_truth(ds) else {}
+            if s["split"] == "frames" and not (
+                acqs and all(a.get("dose") for a in acqs.values())
+            ):
+                out.append(
+                    f"{where}: deepdewedge.split: frames needs every acquisition to have "
+                    "a dose model (tiltseries.model.dose or the acquisition's dose); use "
+                    "split: auto or tilts"
+                )
+    return out

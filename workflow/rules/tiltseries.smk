@@ -57,6 +57,36 @@ rule tiltseries:
         "../../scripts/tiltseries.py"
 
 
+# The even/odd half-dose frame stacks prepared like `tiltseries.mrc` (CTF correction,
+# contrast, one normalisation: the main series' own min-max map, so their mean is the
+# main series); DeepDeWedge's `frames` halves.
+rule tiltseries_frames:
+    input:
+        acquired="results/{dataset}/{acq}/acquired.mrc",
+        even="results/{dataset}/{acq}/frames_even.mrc",
+        odd="results/{dataset}/{acq}/frames_odd.mrc",
+        meta="results/{dataset}/{acq}/acquisition.json",
+    output:
+        even="results/{dataset}/{acq}/tiltseries_frames_even.mrc",
+        odd="results/{dataset}/{acq}/tiltseries_frames_odd.mrc",
+    log:
+        "results/logs/{dataset}/{acq}/tiltseries_frames.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{acq}/tiltseries_frames.tsv"
+    conda:
+        CONDA_ENV
+    threads: stage_threads("tiltseries")
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        angles=angles,
+        normalise=lambda w: config["tiltseries"]["normalise"],
+        acq=acquisition,
+    script:
+        "../../scripts/tiltseries_frames.py"
+
+
 rule import_tiltseries:
     input:
         mrc=lambda w: dataset_config(w)["params"]["stack"],

@@ -5,6 +5,7 @@
   chunk drivers; :func:`~.fit.reconstruct` runs everything in one process.
 - :mod:`.slabs`: the slab plan, stitching with linear blending, slab/loss files.
 - :mod:`.ensemble`: many slab networks evaluated as one batched ensemble (``vmap``).
+- :mod:`.holdout`: held-out rays and early stopping (``cn.holdout_fraction``, ``cn_denoise``).
 """
 
 import importlib

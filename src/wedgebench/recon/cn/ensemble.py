@@ -66,6 +66,18 @@ class NetworkEnsemble:
         stacked = {**self.params, **self.buffers}
         return {k: stacked[k][i].detach().cpu().clone() for k in self._keys}
 
+    def snapshot(self, i: int) -> dict:
+        """Like :meth:`state_dict` but the copies stay on the ensemble's device."""
+        stacked = {**self.params, **self.buffers}
+        return {k: stacked[k][i].detach().clone() for k in self._keys}
+
+    def load_state(self, i: int, state: dict) -> None:
+        """Overwrite network ``i``'s weights with ``state`` (e.g. from :meth:`snapshot`)."""
+        stacked = {**self.params, **self.buffers}
+        with torch.no_grad():
+            for k in self._keys:
+                stacked[k][i].copy_(state[k])
+
 
 def ensemble_groups(slabs, size: int = 0) -> list[list]:
     """Split ``slabs`` into the groups fitted as one batched ensemble each.

@@ -24,6 +24,11 @@ chunk's slabs are instead fitted *together* by :func:`fit_ensemble`: every slab
 starts from the anchor's weights and all networks run as one batched ensemble
 (one forward/backward per iteration; each slab keeps its own weights, loss and
 optimiser moments), which keeps a GPU busy where one small network would not.
+
+With ``holdout_fraction`` > 0 (the ``cn_denoise`` variant) a seeded fraction of the
+measured rays is left out of the training loss and used for early stopping: every fit
+(anchor, chain slab or ensemble slab) keeps the weights with the lowest held-out loss
+(:mod:`.holdout`); a warm-started slab starts from its neighbour's kept weights.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import torch
 
 from ...projector import Projector
 from .ensemble import NetworkEnsemble, ensemble_groups
+from .holdout import EarlyStopping, holdout_mask, holdout_options
 from .model import CoordinateNetwork, build_network, n_parameters, options, slab_coordinates
 from .slabs import SlabPlan, make_plan, merge, postprocess, slab_size
 
@@ -64,6 +70,12 @@ class SlabFit:
     losses : list of (iteration, loss, seconds)
     seconds : float
         Wall time of the fit.
+    holdout : list of (step, held-out loss)
+        With ``holdout_fraction`` > 0: every evaluation of the held-out rays (else empty).
+    kept : int or None
+        The step whose weights were kept (lowest held-out loss); None without hold-out.
+    stopped : int or None
+        The step at which the fit stopped early (None: it ran every iteration).
     """
 
     index: int
@@ -72,6 +84,9 @@ class SlabFit:
     volume: np.ndarray
     losses: list = field(default_factory=list)
     seconds: float = 0.0
+    holdout: list = field(default_factory=list)
+    kept: int | None = None
+    stopped: int | None = None
 
 
 def learning_rate(iteration: int, iterations: int, lr: float, lr_end: float) -> float:
@@ -150,13 +165,26 @@ def slab_losses(projector: Projector, vols: torch.Tensor, targets: torch.Tensor,
     -------
     Tensor ``[S]``
     """
-    s, nz, j, nx = vols.shape
-    side_by_side = vols.permute(1, 0, 2, 3).reshape(nz, s * j, nx)
-    proj = projector.forward(side_by_side).reshape(projector.n_tilts, s, j, projector.n_det)
-    loss = (proj - targets).abs().mean(dim=(0, 2, 3))
+    loss = _residuals(projector, vols, targets).mean(dim=(0, 2, 3))
     if reg_weight:
         loss = loss + reg_weight * finite_difference_penalty(vols)
     return loss
+
+
+def _residuals(projector: Projector, vols: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``|reprojection − targets|`` ``[tilt, S, j, n_det]`` of ``S`` slabs side by side."""
+    s, nz, j, nx = vols.shape
+    side_by_side = vols.permute(1, 0, 2, 3).reshape(nz, s * j, nx)
+    proj = projector.forward(side_by_side).reshape(projector.n_tilts, s, j, projector.n_det)
+    return (proj - targets).abs()
+
+
+def _losses(projector, vols, targets, reg_weight: float, stopper: EarlyStopping | None):
+    """Training loss ``[S]`` and held-out loss ``[S]`` (None without ``stopper``)."""
+    if stopper is None:
+        return slab_losses(projector, vols, targets, reg_weight), None
+    reg = reg_weight * finite_difference_penalty(vols) if reg_weight else None
+    return stopper.losses(_residuals(projector, vols, targets), reg)
 
 
 def _check_schedule(iterations: int, lr: float, lr_end: float) -> None:
@@ -182,6 +210,13 @@ def _check_divergence(values, first, iteration: int, names) -> None:
                 f"(first loss {start!r}); lower cn lr / anchor_lr")
 
 
+def _check_holdout(holdout: EarlyStopping | None, shape, s: int) -> None:
+    """The held-out mask must have the shape of the targets ``[tilt, S, j, n_det]``."""
+    if holdout is not None and tuple(holdout.held_out.shape) != tuple(shape):
+        raise ValueError(f"held-out mask {tuple(holdout.held_out.shape)} does not match the "
+                         f"measured rows {tuple(shape)} of {s} slab(s)")
+
+
 def _check_finite(volumes: np.ndarray, names) -> None:
     """Raise FloatingPointError if a fitted slab volume (``volumes[i]``) has NaN/inf."""
     for vol, name in zip(volumes, names):
@@ -191,13 +226,22 @@ def _check_finite(volumes: np.ndarray, names) -> None:
 
 def _optimise(params, volumes, targets: torch.Tensor, projector: Projector, *,
               iterations: int, lr: float, lr_end: float, reg_weight: float, amp: bool,
-              names, log: logging.Logger | None, log_every: int, callback=None):
+              names, log: logging.Logger | None, log_every: int, callback=None,
+              stopper: EarlyStopping | None = None, snapshot=None):
     """The optimisation loop shared by :func:`fit_slab` and :func:`fit_slabs`.
 
     One AdamW (amsgrad, no weight decay) over ``params``; each iteration sets the
     learning rate (:func:`learning_rate`), evaluates ``volumes()`` (``[S, nz, j, nx]``),
     and steps on the *sum* of the ``S`` :func:`slab_losses`, so that (Adam being
     elementwise) the slabs' weights move exactly as if each had its own optimiser.
+
+    With ``stopper`` the loss is over the training rays only; the held-out losses of the
+    weights of iteration ``it`` (before its step) come from the same projection and are
+    passed to ``stopper.update`` at its evaluation steps, with ``snapshot(i)`` (slab
+    ``i``'s current weights); patience may run out only once the learning rate decays
+    (``it >= iterations // 2``, see :func:`learning_rate`). The loop ends before the step
+    of an iteration at which every slab ran out of patience; after a complete run the
+    final weights are evaluated too.
 
     Returns
     -------
@@ -214,23 +258,46 @@ def _optimise(params, volumes, targets: torch.Tensor, projector: Projector, *,
         for group in opt.param_groups:
             group["lr"] = learning_rate(it, iterations, lr, lr_end)
         vols = volumes()
-        loss = slab_losses(projector, vols, targets, reg_weight)
+        loss, held = _losses(projector, vols, targets, reg_weight, stopper)
         values = loss.detach().cpu().tolist()
         if callback is not None:
             callback(it, vols.detach())
         first = values if first is None else first
         _check_divergence(values, first, it, names)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss.sum()).backward()
-        scaler.step(opt)
-        scaler.update()
+        if stopper is not None and stopper.due(it):
+            stopper.update(it, held.cpu().tolist(), snapshot, may_stop=it >= iterations // 2)
+        stop = stopper is not None and stopper.done
+        if not stop:
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss.sum()).backward()
+            scaler.step(opt)
+            scaler.update()
         seconds = time.perf_counter() - t0
         for h, value in zip(history, values):
             h.append((it, value, seconds))
-        if log is not None and (it % log_every == 0 or it == iterations - 1):
-            log.info("%s it %d/%d loss %s lr %.3g %.1f s", label, it, iterations,
-                     _loss_text(values), opt.param_groups[0]["lr"], seconds)
+        if log is not None and (it % log_every == 0 or it == iterations - 1 or stop):
+            log.info("%s it %d/%d loss %s%s lr %.3g %.1f s", label, it, iterations,
+                     _loss_text(values), _held_text(stopper),
+                     opt.param_groups[0]["lr"], seconds)
+        if stop:
+            if log is not None:
+                log.info("%s: no lower held-out loss in the last %d or more evaluations; "
+                         "stopped at step %d of %d", label, stopper.patience, it, iterations)
+            break
+    else:
+        if stopper is not None:  # the weights after the last step
+            with torch.no_grad():
+                held = _losses(projector, volumes(), targets, 0.0, stopper)[1]
+            stopper.update(iterations, held.cpu().tolist(), snapshot)
     return history
+
+
+def _held_text(stopper: EarlyStopping | None) -> str:
+    """The latest held-out loss (mean over the slabs) for the log line, if any."""
+    if stopper is None or not any(stopper.history):
+        return ""
+    latest = [h[-1] for h in stopper.history if h]
+    return f" held-out {np.mean([v for _, v in latest]):.6g} (step {latest[0][0]})"
 
 
 def _loss_text(values) -> str:
@@ -244,7 +311,8 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
              iterations: int, lr: float, lr_end: float, gain: float = 1.0,
              reg_weight: float = 0.0, coordinates: str = "unit",
              mixed_precision: bool = True, name: str = "slab",
-             log: logging.Logger | None = None, log_every: int = 0, callback=None):
+             log: logging.Logger | None = None, log_every: int = 0, callback=None,
+             holdout: EarlyStopping | None = None):
     """Fit ``net`` (in place) so that the projection of its slab matches ``measured``.
 
     Parameters
@@ -276,10 +344,15 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
         ``callback(iteration, volume)`` with the detached slab volume of every
         iteration, before that iteration's step (for monitoring; its time counts in the
         recorded seconds).
+    holdout : EarlyStopping, optional
+        Held-out rays of this slab (mask ``[tilt, 1, j, n_det]``) and the early-stopping
+        rule: the training loss excludes them, and ``net`` ends with the weights of the
+        lowest held-out loss (the fit may stop early); the record stays in ``holdout``.
 
     Returns
     -------
     volume : ndarray ``[nz, j, nx]`` float32
+        Evaluated from the final (with ``holdout``: the kept) weights.
     losses : list of (iteration, loss, seconds)
 
     Raises
@@ -295,12 +368,19 @@ def fit_slab(measured: np.ndarray, projector: Projector, net: CoordinateNetwork,
     shape = (1, projector.nz, measured.shape[1], projector.nx)
     coords = slab_coordinates(*shape[1:], device=device, mode=coordinates).reshape(-1, 3)
     target = torch.from_numpy(np.ascontiguousarray(measured, np.float32)).to(device)[:, None]
+    _check_holdout(holdout, target.shape, 1)
     net.to(device).train()
     losses = _optimise(
         list(net.parameters()), lambda: _evaluate(net, coords, shape, amp, gain), target,
         projector, iterations=iterations, lr=lr, lr_end=lr_end, reg_weight=reg_weight,
         amp=amp, names=[name], log=log, log_every=log_every,
-        callback=None if callback is None else (lambda it, vols: callback(it, vols[0])))[0]
+        callback=None if callback is None else (lambda it, vols: callback(it, vols[0])),
+        stopper=None if holdout is None else holdout.to(device),
+        snapshot=lambda i: {k: v.detach().clone() for k, v in net.state_dict().items()})[0]
+    if holdout is not None:
+        net.load_state_dict(holdout.best_state[0])
+        if log is not None:
+            log.info("%s: %s", name, holdout.summary(0, iterations))
     net.eval()
     with torch.no_grad():
         out = _evaluate(net, coords, shape, False, gain).cpu().numpy()
@@ -312,7 +392,8 @@ def fit_slabs(measured: np.ndarray, projector: Projector, nets: list, *,
               iterations: int, lr: float, lr_end: float, gain: float = 1.0,
               reg_weight: float = 0.0, coordinates: str = "unit",
               mixed_precision: bool = True, names=None,
-              log: logging.Logger | None = None, log_every: int = 0):
+              log: logging.Logger | None = None, log_every: int = 0,
+              holdout: EarlyStopping | None = None):
     """Fit ``S`` networks (in place), one per slab, as one batched ensemble.
 
     Every slab keeps its own weights, loss and optimiser moments; one batched forward
@@ -333,10 +414,16 @@ def fit_slabs(measured: np.ndarray, projector: Projector, nets: list, *,
         As in :func:`fit_slab`.
     names : list of str, optional
         One per slab, for log messages and errors.
+    holdout : EarlyStopping, optional
+        Held-out rays of every slab (mask ``[tilt, S, j, n_det]``): as in :func:`fit_slab`,
+        per slab (each keeps its own best weights; a slab that ran out of patience keeps
+        training with the others but its kept weights no longer change, and the ensemble
+        stops when every slab has).
 
     Returns
     -------
     volumes : ndarray ``[S, nz, j, nx]`` float32
+        Evaluated from the final (with ``holdout``: the kept) weights.
     losses : list (one per slab) of lists of (iteration, loss, seconds)
 
     Raises
@@ -356,13 +443,20 @@ def fit_slabs(measured: np.ndarray, projector: Projector, nets: list, *,
     shape = (s, projector.nz, j, projector.nx)
     coords = slab_coordinates(*shape[1:], device=device, mode=coordinates).reshape(-1, 3)
     target = torch.from_numpy(np.ascontiguousarray(measured, np.float32)).to(device)
+    _check_holdout(holdout, target.shape, s)
     for net in nets:
         net.to(device).train()
     ensemble = NetworkEnsemble(nets)
     losses = _optimise(
         ensemble.parameters(), lambda: _evaluate(ensemble, coords, shape, amp, gain), target,
         projector, iterations=iterations, lr=lr, lr_end=lr_end, reg_weight=reg_weight,
-        amp=amp, names=names, log=log, log_every=log_every)
+        amp=amp, names=names, log=log, log_every=log_every,
+        stopper=None if holdout is None else holdout.to(device), snapshot=ensemble.snapshot)
+    if holdout is not None:
+        for i, state in enumerate(holdout.best_state):
+            ensemble.load_state(i, state)
+            if log is not None:
+                log.info("%s: %s", names[i], holdout.summary(i, iterations))
     with torch.no_grad():
         out = _evaluate(ensemble, coords, shape, False, gain).cpu().numpy()
     for i, net in enumerate(nets):
@@ -381,6 +475,7 @@ def _schedule(cfg: dict, anchor: bool) -> dict:
 
 def _fit_options(cfg: dict, stack: np.ndarray, thickness: int, log, anchor: bool) -> dict:
     """Keyword arguments of :func:`fit_slab` / :func:`fit_slabs` from the ``cn`` section."""
+    holdout_options(cfg)  # bad hold-out values fail before any fitting
     return dict(_schedule(cfg, anchor), gain=output_gain(stack, thickness, cfg["output_scale"]),
                 reg_weight=float(cfg["reg_weight"]), coordinates=cfg["coordinates"],
                 mixed_precision=bool(cfg["mixed_precision"]), log=log,
@@ -395,12 +490,33 @@ def _start_network(cfg: dict, init_state: dict | None, seed: int) -> CoordinateN
     return net
 
 
+def _stop_record(stop: EarlyStopping | None, i: int) -> dict:
+    """The :class:`SlabFit` fields ``holdout``, ``kept``, ``stopped`` of slab ``i``."""
+    if stop is None:
+        return {}
+    return dict(holdout=list(stop.history[i]), kept=stop.best_step[i], stopped=stop.stopped[i])
+
+
 def _cpu_state(net: CoordinateNetwork) -> dict:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def _slab_name(index: int, y0: int, y1: int) -> str:
     return f"slab {index} (y {y0}:{y1})"
+
+
+def _held_out_rays(stack: np.ndarray, cfg: dict, seed: int) -> np.ndarray | None:
+    """The held-out rays of the whole tilt series (None when ``holdout_fraction`` is 0)."""
+    fraction = holdout_options(cfg)[0]
+    return holdout_mask(stack.shape, fraction, seed) if fraction > 0 else None
+
+
+def _stopper(mask: np.ndarray | None, slabs, cfg: dict) -> EarlyStopping | None:
+    """The :class:`EarlyStopping` of ``slabs`` ((index, y0, y1), all of one height)."""
+    if mask is None:
+        return None
+    return EarlyStopping(np.stack([mask[:, y0:y1] for _, y0, y1 in slabs], axis=1),
+                         every=cfg["holdout_every"], patience=cfg["patience"])
 
 
 def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *,
@@ -452,14 +568,17 @@ def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *
     net = _start_network(cfg, init_state, seed)
     start = _cpu_state(net) if cfg["warm_start"] == "anchor" else None
     kwargs = _fit_options(cfg, stack, thickness, log, anchor)
+    mask = _held_out_rays(stack, cfg, seed)
     fits = []
     for index, y0, y1 in slabs:
         if start is not None:
             net.load_state_dict(start)
         t0 = time.perf_counter()
+        stop = _stopper(mask, [(index, y0, y1)], cfg)
         vol, losses = fit_slab(stack[:, y0:y1], projector, net,
-                               name=_slab_name(index, y0, y1), **kwargs)
-        fits.append(SlabFit(index, y0, y1, vol, losses, time.perf_counter() - t0))
+                               name=_slab_name(index, y0, y1), holdout=stop, **kwargs)
+        fits.append(SlabFit(index, y0, y1, vol, losses, time.perf_counter() - t0,
+                            **_stop_record(stop, 0)))
     state = (_cpu_state(net) if fits or init_state is None else copy.deepcopy(init_state))
     return fits, state
 
@@ -494,18 +613,20 @@ def fit_ensemble(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict
         projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
     start = _start_network(cfg, init_state, seed)
     kwargs = _fit_options(cfg, stack, thickness, log, anchor=False)
+    mask = _held_out_rays(stack, cfg, seed)
     slabs = list(slabs)
     fits = {}
     state = (copy.deepcopy(init_state) if init_state is not None else _cpu_state(start))
     for group in ensemble_groups(slabs, cfg["ensemble_size"]):
         nets = [copy.deepcopy(start) for _ in group]
         t0 = time.perf_counter()
+        stop = _stopper(mask, group, cfg)
         vols, losses = fit_slabs(np.stack([stack[:, y0:y1] for _, y0, y1 in group], axis=1),
                                  projector, nets, names=[_slab_name(*s) for s in group],
-                                 **kwargs)
+                                 holdout=stop, **kwargs)
         seconds = (time.perf_counter() - t0) / len(group)
-        for (index, y0, y1), vol, loss, net in zip(group, vols, losses, nets):
-            fits[index] = SlabFit(index, y0, y1, vol, loss, seconds)
+        for i, ((index, y0, y1), vol, loss, net) in enumerate(zip(group, vols, losses, nets)):
+            fits[index] = SlabFit(index, y0, y1, vol, loss, seconds, **_stop_record(stop, i))
             if index == slabs[-1][0]:
                 state = _cpu_state(net)
     return [fits[s[0]] for s in slabs], state
@@ -518,6 +639,14 @@ def plan_for(stack_shape, cfg: dict) -> SlabPlan:
     j = slab_size(cfg["slab_size"], ny, n_tilts, n_det, n_parameters(build_network(cfg)),
                   cfg["params_per_measurement"])
     return make_plan(ny, j, int(cfg["overlap"]), int(cfg["chunks"]))
+
+
+def _log_holdout(log: logging.Logger, cfg: dict) -> None:
+    fraction, every, patience = holdout_options(options(cfg))
+    if fraction > 0:
+        log.info("CN hold-out: %.3g of the rays of every tilt row held out; held-out loss "
+                 "every %d iterations, best weights kept, patience %d evaluations%s",
+                 fraction, every, patience, "" if patience else " (0: no early stop)")
 
 
 def fit_anchor(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, seed: int,
@@ -538,6 +667,7 @@ def fit_anchor(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, seed
                  "%d network parameters, device %s", plan.ny, plan.j, plan.overlap,
                  len(plan.slabs), plan.anchor, len(plan.chunks),
                  n_parameters(build_network(cfg)), device)
+        _log_holdout(log, cfg)
     fits, state = fit_chain(stack, angles_deg, thickness, [(plan.anchor, y0, y1)], cfg,
                             init_state=None, seed=seed, anchor=True, device=device, log=log)
     return plan, fits[0], state
@@ -565,6 +695,7 @@ def fit_chunk(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, chunk: i
         log.info("CN chunk %d: runs %s, %s", chunk, [[s[0] for s in r] for r in runs],
                  f"batched ensemble (size {cfg['ensemble_size'] or 'all'}) from the anchor"
                  if cfg["ensemble"] else f"sequential, warm start from {cfg['warm_start']}")
+        _log_holdout(log, cfg)
     if cfg["ensemble"]:
         return fit_ensemble(stack, angles_deg, thickness, [s for r in runs for s in r], cfg,
                             init_state=anchor_state, seed=seed, device=device,

@@ -200,10 +200,18 @@ def postprocess(vol: np.ndarray, output: str = "clip_rescale") -> np.ndarray:
 
 
 def save_slabs(path, fits) -> None:
-    """Write fitted slabs (objects with ``index, y0, y1, volume``) to one ``.npz``."""
+    """Write fitted slabs (objects with ``index, y0, y1, volume``) to one ``.npz``.
+
+    Fits with a hold-out (``kept`` not None, ``cn.holdout_fraction`` > 0) add the arrays
+    ``kept`` (the step whose weights were kept) and ``stopped`` (the early-stopping step,
+    −1 = ran every iteration)."""
     arrays = {"index": np.array([f.index for f in fits], np.int64),
               "y0": np.array([f.y0 for f in fits], np.int64),
               "y1": np.array([f.y1 for f in fits], np.int64)}
+    if any(getattr(f, "kept", None) is not None for f in fits):
+        for key in ("kept", "stopped"):
+            arrays[key] = np.array([-1 if getattr(f, key, None) is None else getattr(f, key)
+                                    for f in fits], np.int64)
     for f in fits:
         arrays[f"volume_{f.index}"] = np.asarray(f.volume, np.float32)
     with atomic_path(path) as tmp:
@@ -222,14 +230,30 @@ def load_slabs(path):
 
 
 def save_losses(path, fits) -> None:
-    """Write ``slab, iteration, loss, seconds`` rows of every fit as CSV."""
+    """Write ``slab, iteration, loss, seconds`` rows of every fit as CSV.
+
+    When a fit has held-out losses (``holdout``: (step, loss) pairs, ``cn.holdout_fraction``
+    > 0) two columns follow: ``holdout_loss`` (empty where not evaluated; the evaluation of
+    the final weights, after the last iteration, is a row of its own with empty ``loss``)
+    and ``kept`` (1 on the row whose weights the fit kept)."""
+    held = any(getattr(f, "holdout", None) for f in fits)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["slab", "iteration", "loss", "seconds"])
+            w.writerow(["slab", "iteration", "loss", "seconds"]
+                       + (["holdout_loss", "kept"] if held else []))
             for f in fits:
-                for it, loss, sec in f.losses:
-                    w.writerow([f.index, it, f"{loss:.8g}", f"{sec:.4f}"])
+                if not held:
+                    for it, loss, sec in f.losses:
+                        w.writerow([f.index, it, f"{loss:.8g}", f"{sec:.4f}"])
+                    continue
+                evaluated = dict(getattr(f, "holdout", None) or [])
+                kept = getattr(f, "kept", None)
+                rows = {it: [f"{loss:.8g}", f"{sec:.4f}"] for it, loss, sec in f.losses}
+                for it in sorted(set(rows) | set(evaluated)):
+                    w.writerow([f.index, it, *rows.get(it, ["", ""]),
+                                f"{evaluated[it]:.8g}" if it in evaluated else "",
+                                int(it == kept)])
 
 
 def runtime_summary(anchor_tsv, chunk_tsvs) -> dict:
