@@ -1,5 +1,6 @@
-"""Seconds per job of a finished run, from its Snakemake benchmark files: the median per
-rule step (and per dataset), the job count and the sum, for comparing runs.
+"""Seconds and peak memory per job of a finished run, from its Snakemake benchmark files:
+the median seconds per rule step, the job count, the sum, and the largest peak RSS (MB),
+for comparing runs.
 
 Run: ``python benchmarks/pipeline_times.py [RESULTS_DIR]`` (default ``results``).
 """
@@ -23,8 +24,10 @@ def job_times(results: Path) -> pd.DataFrame:
         parent = parts[-2] if len(parts) > 1 else ""
         is_method = len(parts) > 2 and not re.match(r"(tilt|measured|rep\d)", parent)
         method = parent if is_method else "-"
+        bench = pd.read_csv(tsv, sep="\t")
+        rss = pd.to_numeric(bench.get("max_rss", pd.Series([float("nan")])), errors="coerce")
         rows.append({"dataset": dataset, "method": method, "step": step,
-                     "s": float(pd.read_csv(tsv, sep="\t")["s"].mean())})
+                     "s": float(bench["s"].mean()), "max_rss_MB": float(rss.max())})
     return pd.DataFrame(rows)
 
 
@@ -33,8 +36,9 @@ def main() -> None:
     df = job_times(results)
     if df.empty:
         sys.exit(f"no benchmark files under {results / 'benchmarks'}")
-    table = (df.groupby(["method", "step"])["s"].agg(["count", "median", "sum"])
-             .round(2).reset_index())
+    table = df.groupby(["method", "step"]).agg(
+        count=("s", "size"), median=("s", "median"), sum=("s", "sum"),
+        max_rss_MB=("max_rss_MB", "max")).round(2).reset_index()
     print(table.to_string(index=False))
     print(f"\n{len(df)} timed jobs, {df['s'].sum():.0f} s in all")
 
