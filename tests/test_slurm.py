@@ -182,7 +182,8 @@ def _metric_differences(a: dict, b: dict):
         x, y = fa[k], fb[k]
         if isinstance(x, float) or isinstance(y, float):
             ok = (x is not None and y is not None
-                  and math.isclose(float(x), float(y), rel_tol=1e-6, abs_tol=1e-9))
+                  and (math.isclose(float(x), float(y), rel_tol=1e-6, abs_tol=1e-9)
+                       or (math.isnan(float(x)) and math.isnan(float(y)))))
         else:
             ok = x == y
         if not ok:
