@@ -84,16 +84,9 @@ def _unet_class():
                 raise ValueError(f"DDWUNet input must be [B, 1, z, y, x] with sizes multiple "
                                  f"of {m}, got {tuple(x.shape)}")
             xn = (x - self.norm_mean) / self.norm_std
-            skips = []
-            h = xn
-            for enc, down in zip(self.enc, self.down):
-                h = enc(h)
-                skips.append(h)
-                h = down(h)
-            h = self.bottleneck(h)
-            for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
-                h = dec(torch.cat([up(h), skip], dim=1))
-            return (self.out(h) + xn) * self.norm_std + self.norm_mean
+            from ..isonet.unet import unet_levels
+
+            return (self.out(unet_levels(self, xn)) + xn) * self.norm_std + self.norm_mean
 
     return DDWUNet
 

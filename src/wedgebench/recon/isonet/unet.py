@@ -98,18 +98,27 @@ class UNet(nn.Module):
         if x.ndim != 5 or x.shape[1] != 1 or any(s % m for s in x.shape[2:]):
             raise ValueError(f"UNet input must be [B, 1, z, y, x] with sizes multiple of {m}, "
                              f"got {tuple(x.shape)}")
-        skips = []
-        h = x
-        for enc, down in zip(self.enc, self.down):
-            h = enc(h)
-            skips.append(h)
-            h = down(h)
-        h = self.bottleneck(h)
-        for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
-            h = dec(torch.cat([up(h), skip], dim=1))
-        return self.out(h) + x
+        return self.out(unet_levels(self, x)) + x
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def unet_levels(net, x):
+    """Encoder, bottleneck and decoder of a U-Net with skip concatenation: ``net.enc``,
+    ``net.down``, ``net.bottleneck``, ``net.up``, ``net.dec`` (shared by IsoNet's and
+    DeepDeWedge's networks); returns the last decoder's features."""
+    import torch
+
+    skips = []
+    h = x
+    for enc, down in zip(net.enc, net.down):
+        h = enc(h)
+        skips.append(h)
+        h = down(h)
+    h = net.bottleneck(h)
+    for up, dec, skip in zip(net.up, net.dec, reversed(skips)):
+        h = dec(torch.cat([up(h), skip], dim=1))
+    return h
