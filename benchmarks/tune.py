@@ -13,16 +13,18 @@ fixed rule per candidate family:
 
 It also runs every learned method at 0.5x and 2x its default iterations (budget
 sensitivity), so a reader sees whether a method is starved at the CPU default. The
-tables are printed and written between the ``tune`` markers of ``benchmarks/README.md``.
+tables are printed and written between the ``tune`` markers of ``benchmarks/README.md``
+(another tuning file names its own ``marker``, may layer presets on config.yaml with
+``configfiles`` and restrict the run to ``datasets``; ``benchmarks/tune_realistic.yaml``).
 
     python benchmarks/tune.py --workdir /tmp/tune          # runs, then writes the tables
     python benchmarks/tune.py --workdir /tmp/tune --no-run  # tables from a finished run
+    python benchmarks/tune.py --tune benchmarks/tune_realistic.yaml --workdir /tmp/tune_r
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import subprocess
 import sys
 import time
@@ -36,7 +38,6 @@ from wedgebench.stats import mean_ci, paired_difference
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {"PSNR": True, "SSIM": True, "VIF": True, "fsc_missing_auc": True,
            "runtime_min": False}
-BEGIN, END = "<!-- tune:begin -->", "<!-- tune:end -->"
 
 
 def scaled(section: dict, keys, factor: float) -> dict:
@@ -57,16 +58,31 @@ def budget_name(kind: str, factor: float) -> str:
     return f"{kind}_iter_x{factor:g}".replace(".", "p")
 
 
+def base_config(tune: dict) -> dict:
+    """config.yaml with the tuning file's ``configfiles`` layered on top, every default of
+    the schema filled in (as the workflow fills them), so that budgets scale real values."""
+    from snakemake.utils import validate
+
+    from wedgebench.config import deep_merge
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    for rel in tune.get("configfiles", []):
+        base = deep_merge(base, yaml.safe_load((REPO / rel).read_text()))
+    validate(base, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return base
+
+
 def tuning_config(base: dict, tune: dict) -> tuple[dict, dict]:
     """The workflow config of the tuning run and the families {kind: {family: [names]}}."""
     methods, families = {}, {}
-    for kind, fams in tune["candidates"].items():
+    for kind, fams in (tune.get("candidates") or {}).items():
         methods[kind] = {"kind": kind}
         for family, cands in fams.items():
             families.setdefault(kind, {})[family] = [kind, *cands]
             for name, over in cands.items():
                 methods[name] = {"kind": kind, **over}
     for kind, keys in tune["budget"]["keys"].items():
+        methods.setdefault(kind, {"kind": kind})
         names = []
         for f in tune["budget"]["factors"]:
             name = budget_name(kind, f)
@@ -75,17 +91,20 @@ def tuning_config(base: dict, tune: dict) -> tuple[dict, dict]:
         families.setdefault(kind, {})["budget"] = [kind, *names]
     cfg = {"seed": int(tune["seed"]), "replicates": int(tune["replicates"]),
            "methods": methods, "run_methods": ["imod_wbp", *methods]}
+    if tune.get("datasets"):
+        cfg["run_datasets"] = list(tune["datasets"])
     return cfg, families
 
 
-def run_workflow(workdir: Path, cfg: dict, cores: int) -> float:
+def run_workflow(workdir: Path, cfg: dict, cores: int, configfiles=()) -> float:
     """Run the real workflow to the per-replicate table; returns the wall seconds."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "tune_config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--cores", str(cores), "results/report/table1_replicates.csv",
-           "--configfile", str(REPO / "config.yaml"), str(path)]
+           "--configfile", str(REPO / "config.yaml"), *(str(REPO / c) for c in configfiles),
+           str(path)]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t0
@@ -124,6 +143,14 @@ def per_dataset_table(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return out.mean().round(3).reset_index()
 
 
+def markdown_block(df: pd.DataFrame, names: list[str], table: pd.DataFrame,
+                   heading: str) -> list[str]:
+    """Lines of one table: heading, pooled table, per-dataset means folded away."""
+    return [heading, "", table.to_markdown(index=False), "",
+            "<details><summary>per dataset (means over seeds)</summary>", "",
+            per_dataset_table(df, names).to_markdown(index=False), "", "</details>", ""]
+
+
 def report(df: pd.DataFrame, families: dict, tune: dict, wall: float | None) -> str:
     """Markdown of every family's table, per-dataset means and the choices."""
     seeds = f"{tune['seed']}..{tune['seed'] + tune['replicates'] - 1}"
@@ -136,18 +163,23 @@ def report(df: pd.DataFrame, families: dict, tune: dict, wall: float | None) -> 
     for kind, fams in families.items():
         for family, names in fams.items():
             table, choice = family_table(df, names)
-            verdict = ("keep the current default" if choice == names[0]
-                       else f"change the default to `{choice}`")
-            lines += [f"**{kind}: {family}** (rule: {verdict})", "",
-                      table.to_markdown(index=False), "",
-                      "<details><summary>per dataset (means over seeds)</summary>", "",
-                      per_dataset_table(df, names).to_markdown(index=False), "", "</details>",
-                      ""]
+            if family == "budget":
+                verdict = ("budget sensitivity, no rule: the iteration default is held by the "
+                           "whole-run budget; a Δ interval above 0 at 2x means it is starved")
+            else:
+                verdict = "rule: " + ("keep the current default" if choice == names[0]
+                                      else f"change the default to `{choice}`")
+            lines += markdown_block(df, names, table, f"**{kind}: {family}** ({verdict})")
+    for title, names in (tune.get("compare") or {}).items():
+        table, _ = family_table(df, names)
+        lines += markdown_block(df, names, table, f"**{title}** (paired differences to "
+                                f"`{names[0]}`; no default is chosen)")
     return "\n".join(lines)
 
 
-def write_between_markers(path: Path, text: str) -> None:
-    """Replace the block between the tune markers of ``path`` with ``text``."""
+def write_between_markers(path: Path, text: str, marker: str = "tune") -> None:
+    """Replace the block between the ``<!-- {marker}:begin/end -->`` lines of ``path``."""
+    BEGIN, END = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
     doc = path.read_text()
     if BEGIN not in doc or END not in doc:
         raise SystemExit(f"{path}: markers {BEGIN} / {END} not found")
@@ -163,14 +195,14 @@ def main() -> None:
     ap.add_argument("--no-run", action="store_true", help="only tabulate a finished run")
     ap.add_argument("--readme", type=Path, default=REPO / "benchmarks" / "README.md")
     args = ap.parse_args()
-    base = yaml.safe_load((REPO / "config.yaml").read_text())
     tune = yaml.safe_load(args.tune.read_text())
-    cfg, families = tuning_config(copy.deepcopy(base), tune)
-    wall = None if args.no_run else run_workflow(args.workdir, cfg, args.cores)
+    cfg, families = tuning_config(base_config(tune), tune)
+    wall = None if args.no_run else run_workflow(args.workdir, cfg, args.cores,
+                                                 tune.get("configfiles", []))
     df = pd.read_csv(args.workdir / "results" / "report" / "table1_replicates.csv")
     text = report(df, families, tune, wall)
     print(text)
-    write_between_markers(args.readme, text)
+    write_between_markers(args.readme, text, tune.get("marker", "tune"))
 
 
 if __name__ == "__main__":

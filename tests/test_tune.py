@@ -1,0 +1,74 @@
+"""benchmarks/tune.py: the configuration it runs and its fixed decision rule (known answers)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tune():
+    spec = importlib.util.spec_from_file_location("tune", REPO / "benchmarks" / "tune.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _table(offsets: dict, ssim_offsets: dict | None = None, n=6, seed=0):
+    """Per-replicate rows: a shared per-pair level plus a per-method offset and small noise."""
+    rng = np.random.default_rng(seed)
+    level = rng.normal(20, 3, n)
+    rows = []
+    for name, off in offsets.items():
+        noise = rng.normal(0, 0.01, n)
+        for i in range(n):
+            rows.append({"dataset": f"d{i % 2}", "acquisition": "a", "replicate": i // 2 + 1,
+                         "method": name, "PSNR": level[i] + off + noise[i],
+                         "SSIM": 0.5 + (ssim_offsets or {}).get(name, 0.0) + noise[i],
+                         "VIF": 0.3, "fsc_missing_auc": 0.1, "runtime_min": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_rule_changes_default_only_on_a_significant_gain(tune):
+    names = ["cn", "cn_a", "cn_b"]
+    _, choice = tune.family_table(_table({"cn": 0.0, "cn_a": 0.5, "cn_b": 1.0}), names)
+    assert choice == "cn_b"
+    # no significant difference: the default stays
+    _, choice = tune.family_table(_table({"cn": 0.0, "cn_a": 0.0, "cn_b": 0.0}), names)
+    assert choice == "cn"
+
+
+def test_rule_keeps_default_when_ssim_is_significantly_worse(tune):
+    df = _table({"cn": 0.0, "cn_a": 1.0}, ssim_offsets={"cn_a": -0.05})
+    _, choice = tune.family_table(df, ["cn", "cn_a"])
+    assert choice == "cn"
+
+
+def test_tuning_configs_scale_real_defaults(tune):
+    """Budgets scale the values the workflow would use, schema defaults included."""
+    t = yaml.safe_load((REPO / "benchmarks" / "tune.yaml").read_text())
+    assert t["seed"] > 1000  # validation seeds, never Table 1's
+    base = tune.base_config(t)
+    cfg, fam = tune.tuning_config(base, t)
+    assert cfg["methods"]["cn_iter_x2"]["iterations"] == 2 * base["cn"]["iterations"]
+    assert fam["isonet"]["budget"][0] == "isonet"
+    r = yaml.safe_load((REPO / "benchmarks" / "tune_realistic.yaml").read_text())
+    base = tune.base_config(r)
+    assert base["tiltseries"]["model"]["dose"]["total"] > 0  # the preset is layered
+    cfg, _ = tune.tuning_config(base, r)
+    assert cfg["methods"]["deepdewedge_iter_x0p5"]["epochs"] == base["deepdewedge"]["epochs"] // 2
+    assert cfg["run_datasets"] == r["datasets"] and "deepdewedge" in cfg["run_methods"]
+
+
+def test_markers_replace_only_their_block(tune, tmp_path):
+    doc = tmp_path / "R.md"
+    doc.write_text("a\n<!-- x:begin -->\nold\n<!-- x:end -->\nb\n")
+    tune.write_between_markers(doc, "new", "x")
+    assert doc.read_text() == "a\n<!-- x:begin -->\nnew\n<!-- x:end -->\nb\n"
+    with pytest.raises(SystemExit, match="markers"):
+        tune.write_between_markers(doc, "new", "y")
