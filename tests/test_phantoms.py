@@ -303,7 +303,7 @@ def test_p22_from_map(tmp_path):
     gz = tmp_path / "map.mrc.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     vol, vs = make_phantom("p22", dict(shape=[20, 22, 24], voxel_size=9.0, source=str(gz),
-                                       resolution=0, normalise=False), 0)
+                                       resolution=0, normalise=False, spin=0), 0)
     assert vol.shape == (20, 22, 24) and vs == 9.0 and vol.min() == 0
     # expected: the source function sampled at the output voxels (Å → source voxels)
     zo, yo, xo = (((np.arange(m) - (m - 1) / 2) * 9.0 / src_vs).reshape(view)
@@ -318,6 +318,39 @@ def test_p22_from_map(tmp_path):
     with pytest.raises(InputError, match="p22.tail_length"):
         make_phantom("p22", dict(shape=[8, 8, 8], voxel_size=9.0, source=str(path),
                                  tail_length=100), 0)
+
+
+@pytest.mark.parametrize("kind, shape, vs", [("p22", [40, 40, 40], 20.0),
+                                              ("ubiquitin", [48, 48, 48], 1.0)])
+def test_spin_about_the_beam_axis(kind, shape, vs):
+    """A fixed structure turns about z with the seed (replicates and validation seeds differ);
+    spin 90 carries +x onto +y, i.e. a quarter turn of the (y, x) planes."""
+    fixed, _ = make_phantom(kind, dict(shape=shape, voxel_size=vs, spin=0), 1)
+    quarter, _ = make_phantom(kind, dict(shape=shape, voxel_size=vs, spin=90), 1)
+    np.testing.assert_allclose(quarter, np.rot90(fixed, -1, axes=(1, 2)), atol=1e-5)
+    s1, _ = make_phantom(kind, dict(shape=shape, voxel_size=vs), 1)
+    s1b, _ = make_phantom(kind, dict(shape=shape, voxel_size=vs), 1)
+    s2, _ = make_phantom(kind, dict(shape=shape, voxel_size=vs), 2)
+    assert np.array_equal(s1, s1b) and not np.allclose(s1, s2, atol=1e-3)
+    # only the orientation changes: same z profile (the spin axis) and the same total
+    np.testing.assert_allclose(s1.sum((1, 2)), fixed.sum((1, 2)), rtol=0.02,
+                               atol=0.02 * fixed.sum((1, 2)).max())
+
+
+def test_p22_map_spins_like_the_model(tmp_path):
+    """A ``source`` map is turned by interpolation with the model's sense of rotation."""
+    n = 24
+    z, y, x = np.indices((n, n, n)) - (n - 1) / 2
+    blob = np.exp(-((x - 6) ** 2 + y ** 2 + z ** 2) / (2 * 2.0 ** 2))
+    path = tmp_path / "map.mrc"
+    write_mrc(path, blob.astype(np.float32), 10.0)
+    params = dict(shape=[n, n, n], voxel_size=10.0, source=str(path), resolution=0,
+                  normalise=False)
+    vol, _ = make_phantom("p22", dict(params, spin=90), 0)
+    com, _ = moments(vol, 10.0)  # physical (x, y, z), Å
+    assert np.allclose(com, [0, 60, 0], atol=1.0)  # +x turned onto +y
+    with pytest.raises(InputError, match="p22.spin"):
+        make_phantom("p22", dict(params, spin="north"), 0)
 
 
 # --------------------------------------------------------------------------- ubiquitin
@@ -338,12 +371,15 @@ def atoms_gemmi(path, waters=False):
     return np.array(xyz), np.array(z, float)
 
 
-def test_ubiquitin_centre_extent_and_orientation():
-    vol, vs = make_phantom("ubiquitin", dict(shape=[48, 48, 48], voxel_size=1.0), 0)
+@pytest.mark.parametrize("spin", [0.0, 37.0])
+def test_ubiquitin_centre_extent_and_orientation(spin):
+    vol, vs = make_phantom("ubiquitin", dict(shape=[48, 48, 48], voxel_size=1.0, spin=spin), 0)
     assert vs == 1.0 and vol.min() >= 0 and vol.max() == pytest.approx(1.0)
     ref = importlib.resources.files("wedgebench").joinpath("data/1ubq.pdb")
     with importlib.resources.as_file(ref) as path:
         xyz, w = atoms_gemmi(path)
+    c, s_ = np.cos(np.radians(spin)), np.sin(np.radians(spin))
+    xyz = xyz @ np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]]).T  # counter-clockwise, x to y
     centred = xyz - (w @ xyz) / w.sum()
     cov_atoms = (centred * w[:, None]).T @ centred / w.sum()
     com, cov = moments(vol, vs)
@@ -374,7 +410,8 @@ def test_ubiquitin_mass_waters_and_custom_pdb(tmp_path):
         "ATOM      1  C   GLY A   1       0.000   0.000   0.000  1.00 10.00           C\n"
         "ATOM      2  CA  GLY A   1       8.000   0.000   0.000  1.00 10.00           C\n"
         "END\n")
-    vol, _ = make_phantom("ubiquitin", dict(shape=[9, 11, 21], voxel_size=1.0, pdb=str(pdb)), 0)
+    vol, _ = make_phantom("ubiquitin", dict(shape=[9, 11, 21], voxel_size=1.0, pdb=str(pdb),
+                                        spin=0), 0)
     peaks = np.argwhere(vol > 0.5 * vol.max())
     assert sorted({tuple(p) for p in peaks}) == [(4, 5, 6), (4, 5, 14)]
     # only the first alternative conformation is kept
@@ -431,9 +468,9 @@ def test_determinism(kind, params):
     assert not np.array_equal(a, c)
 
 
-def test_deterministic_models_repeat():
-    for kind, params in (("p22", dict(shape=[24, 24, 24], voxel_size=40.0)),
-                         ("ubiquitin", dict(shape=[20, 20, 20], voxel_size=3.0))):
+def test_fixed_orientation_ignores_the_seed():
+    for kind, params in (("p22", dict(shape=[24, 24, 24], voxel_size=40.0, spin=0)),
+                         ("ubiquitin", dict(shape=[20, 20, 20], voxel_size=3.0, spin=15))):
         a, _ = make_phantom(kind, params, 1)
         b, _ = make_phantom(kind, params, 2)
         assert a.tobytes() == b.tobytes()

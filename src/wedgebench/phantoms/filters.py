@@ -5,7 +5,8 @@
   that nothing wraps around the box edges;
 * rasterisation helpers: local sub-boxes around a point, voxel-integrated
   Gaussians, soft-edged capsules;
-* random placement of non-overlapping bounding spheres (rejection sampling).
+* random placement of non-overlapping bounding spheres (rejection sampling);
+* the seeded spin of a fixed structure about the beam axis.
 
 Coordinates are voxel indices in ``[z, y, x]`` order; a point at integer index
 ``i`` is the centre of voxel ``i``.
@@ -100,6 +101,21 @@ def check_bool(value, name: str) -> bool:
 
 
 # --------------------------------------------------------------------------- filters
+
+
+def spin_matrix(spin_deg: float) -> np.ndarray:
+    """Rotation by ``spin_deg`` about the z (beam) axis, acting on physical ``(x, y, z)``:
+    a model point ``p`` lies at ``R @ p`` in the box (counter-clockwise from +x to +y)."""
+    c, s = math.cos(math.radians(spin_deg)), math.sin(math.radians(spin_deg))
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def seeded_spin(spin, seed: int, name: str) -> float:
+    """``spin`` checked as a number of degrees, or, when None, drawn uniformly in [0, 360)
+    from ``seed`` (so that replicates and validation seeds of a fixed structure differ)."""
+    if spin is None:
+        return float(np.random.default_rng(seed).uniform(0.0, 360.0))
+    return check_number(spin, name)
 
 
 def fourier_filter(vol: np.ndarray, transfer, pad: int = 0) -> np.ndarray:

@@ -64,7 +64,8 @@ from scipy import ndimage
 from wedgebench.io import InputError, read_mrc
 from wedgebench.phantoms.filters import (check_bool, check_number, check_shape,
                                          gaussian_lowpass, lowpass_resolution,
-                                         paint_capsules, render_gaussians, soft_inside)
+                                         paint_capsules, render_gaussians, seeded_spin,
+                                         soft_inside, spin_matrix)
 
 PHI = (1.0 + math.sqrt(5.0)) / 2.0
 T_H, T_K = 2, 1  # P22: T = h² + hk + k² = 7
@@ -185,9 +186,19 @@ def capsomer_lobes(centres, pentamer, ring: float) -> np.ndarray:
     return np.concatenate(lobes)
 
 
+def spin_volume(vol: np.ndarray, spin_deg: float) -> np.ndarray:
+    """``vol`` ``[z, y, x]`` rotated like :func:`spin_matrix` about the box's z axis through
+    its centre (trilinear interpolation, zero outside)."""
+    rot = spin_matrix(spin_deg)[::-1, ::-1]  # acting on (z, y, x)
+    centre = (np.asarray(vol.shape, float) - 1) / 2
+    # output voxel o samples the input at R^T (o - c) + c
+    return ndimage.affine_transform(vol, rot.T, offset=centre - rot.T @ centre, order=1,
+                                    mode="constant", cval=0.0).astype(np.float32)
+
+
 def build_components(shape, voxel_size: float, capsid_diameter: float,
                      shell_thickness: float, dna_spacing: float,
-                     tail_length: float) -> dict:
+                     tail_length: float, spin: float = 0.0) -> dict:
     """The procedural particle's parts, unfiltered, on the ``shape`` grid.
 
     Parameters
@@ -200,6 +211,9 @@ def build_components(shape, voxel_size: float, capsid_diameter: float,
     dna_spacing : float, Å
     tail_length : float
         Extent of the tail beyond the capsid vertex, Å (0: no tail).
+    spin : float
+        Rotation of the particle about the z (beam, tail) axis through the box centre,
+        degrees (:func:`~wedgebench.phantoms.filters.spin_matrix`); 0 = the frame of the module docstring.
 
     Returns
     -------
@@ -216,8 +230,12 @@ def build_components(shape, voxel_size: float, capsid_diameter: float,
     r_in = r_c * float(normals[0] @ verts[faces[0, 0]])
     centre = np.array([(shape[0] - 1) / 2 - tail_length / (2 * vs),
                        (shape[1] - 1) / 2, (shape[2] - 1) / 2])
-    z, y, x = (((np.arange(n) - c) * vs).astype(np.float32).reshape(view)
-               for n, c, view in zip(shape, centre, ((-1, 1, 1), (1, -1, 1), (1, 1, -1))))
+    z, yb, xb = (((np.arange(n) - c) * vs).astype(np.float32).reshape(view)
+                 for n, c, view in zip(shape, centre, ((-1, 1, 1), (1, -1, 1), (1, 1, -1))))
+    rot = spin_matrix(spin)
+    # the model is evaluated at R^T p of every box point p (only x and y mix)
+    x = np.float32(rot[0, 0]) * xb + np.float32(rot[1, 0]) * yb
+    y = np.float32(rot[0, 1]) * xb + np.float32(rot[1, 1]) * yb
     norm = np.full(shape, -np.inf, np.float32)
     for nx_, ny_, nz_ in normals.astype(np.float32):
         np.maximum(norm, nx_ * x + ny_ * y + nz_ * z, out=norm)
@@ -228,7 +246,7 @@ def build_components(shape, voxel_size: float, capsid_diameter: float,
     caps, pent = capsomer_lattice(verts, faces, rots)
     lobes = capsomer_lobes(caps * r_c, pent, 0.3 * spacing)
     sigma = 0.1 * spacing / vs
-    blobs = render_gaussians(shape, centre + lobes[:, ::-1] / vs, sigma,
+    blobs = render_gaussians(shape, centre + (lobes @ rot.T)[:, ::-1] / vs, sigma,
                              (2 * math.pi * sigma ** 2) ** 1.5)
     capsid = np.maximum(shell, np.minimum(blobs, 1.0))
 
@@ -258,7 +276,7 @@ def build_components(shape, voxel_size: float, capsid_diameter: float,
             d = math.sin(beta) * u + np.array([0, 0, math.cos(beta)])
             segs.append((a, a + 0.6 * L * d))
             radii.append(18.0)
-        segs = np.asarray(segs, float)[:, :, ::-1] / vs + centre  # (x,y,z) Å → [z,y,x] voxels
+        segs = (np.asarray(segs, float) @ rot.T)[:, :, ::-1] / vs + centre  # → [z,y,x] voxels
         tail = paint_capsules(shape, segs, np.asarray(radii) / vs)
     return dict(capsid=capsid.astype(np.float32), dna=dna.astype(np.float32),
                 tail=tail, centre=centre)
@@ -283,7 +301,7 @@ def resample_map(data: np.ndarray, source_voxel: float, shape, voxel_size: float
 def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=None,
              shell_thickness=None, dna_spacing=None, tail_length=None,
              resolution: float = 30.0, filter: str = "gaussian", source=None,
-             source_voxel_size=None, normalise: bool = True):
+             source_voxel_size=None, normalise: bool = True, spin=None):
     """P22 phage phantom (see module docstring).
 
     Parameters
@@ -292,7 +310,7 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
     voxel_size : float
         Å per voxel of the output.
     seed : int
-        Unused: the model is deterministic.
+        Seed of the particle's orientation when ``spin`` is None.
     capsid_diameter : float, optional
         Vertex-to-vertex capsid diameter, Å (default 600).
     shell_thickness : float, optional
@@ -313,6 +331,11 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
         Voxel size of ``source`` in Å (default: its header).
     normalise : bool
         Scale the result to maximum 1.
+    spin : float, optional
+        Rotation about the z (beam) axis in degrees (:func:`~wedgebench.phantoms.filters.spin_matrix`), for the model and
+        for a ``source`` map alike; None (default) draws it uniformly in [0, 360) from
+        ``seed``, so every seed sees the particle in another orientation to the tilt axis
+        (and so to the missing wedge) while the tail stays along z; 0 = the fixed frame.
 
     Returns
     -------
@@ -325,6 +348,7 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
     if filter not in ("gaussian", "butterworth"):
         raise InputError(f"p22.filter: expected 'gaussian' or 'butterworth', got {filter!r}")
     normalise = check_bool(normalise, "p22.normalise")
+    spin = seeded_spin(spin, seed, "p22.spin")
     geometry = dict(capsid_diameter=capsid_diameter, shell_thickness=shell_thickness,
                     dna_spacing=dna_spacing, tail_length=tail_length)
     if source is not None:
@@ -336,6 +360,8 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
         src_vs = header_voxel if source_voxel_size is None else check_number(
             source_voxel_size, "p22.source_voxel_size", minimum=0, exclusive_min=True)
         vol = np.clip(resample_map(data, src_vs, shape, vs), 0.0, None)
+        if spin % 360:
+            vol = spin_volume(vol, spin)
     else:
         if source_voxel_size is not None:
             raise InputError("p22.source_voxel_size: only meaningful with p22.source")
@@ -354,7 +380,7 @@ def generate(shape, voxel_size: float = 12.0, seed: int = 0, *, capsid_diameter=
             warnings.warn(f"p22: particle ({g['capsid_diameter']:g} Å capsid + "
                           f"{g['tail_length']:g} Å tail) is clipped by box {shape} at "
                           f"{vs:g} Å/voxel", stacklevel=2)
-        parts = build_components(shape, vs, **g)
+        parts = build_components(shape, vs, **g, spin=spin)
         vol = np.maximum(np.maximum(parts["capsid"], parts["dna"]), parts["tail"])
     vol = np.clip(lowpass_resolution(vol, resolution, vs, filter), 0.0, None)
     if normalise and vol.max() > 0:

@@ -27,7 +27,7 @@ import numpy as np
 
 from wedgebench.io import InputError
 from wedgebench.phantoms.filters import (check_bool, check_number, check_shape,
-                                         render_gaussians)
+                                         render_gaussians, seeded_spin, spin_matrix)
 
 
 def read_atoms(path, waters: bool = False, ligands: bool = False):
@@ -128,7 +128,7 @@ def atom_density(shape, voxel_size: float, xyz, elements, b_iso, occupancy) -> n
 
 
 def generate(shape, voxel_size: float = 1.0, seed: int = 0, *, pdb=None, b_factor=None,
-             waters: bool = False, ligands: bool = False, normalise: bool = True):
+             waters: bool = False, ligands: bool = False, normalise: bool = True, spin=None):
     """Map of an atomic model, centred in the box, not low-pass filtered.
 
     Parameters
@@ -137,7 +137,7 @@ def generate(shape, voxel_size: float = 1.0, seed: int = 0, *, pdb=None, b_facto
     voxel_size : float
         Å per voxel.
     seed : int
-        Unused (the map is deterministic).
+        Seed of the molecule's orientation when ``spin`` is None.
     pdb : str, optional
         PDB/mmCIF file (optionally .gz); default the packaged 1UBQ.
     b_factor : float, optional
@@ -146,6 +146,11 @@ def generate(shape, voxel_size: float = 1.0, seed: int = 0, *, pdb=None, b_facto
         Keep waters / other hetero residues (default: removed).
     normalise : bool
         Scale to maximum 1 (otherwise the units are scattering-factor Å per Å³).
+    spin : float, optional
+        Rotation of the model about the z (beam) axis through its centre, degrees
+        (:func:`wedgebench.phantoms.filters.spin_matrix`); None (default) draws it uniformly in
+        [0, 360) from ``seed``, so every seed sees the molecule in another orientation to
+        the tilt axis and the missing wedge; 0 = the file's orientation.
 
     Returns
     -------
@@ -165,6 +170,8 @@ def generate(shape, voxel_size: float = 1.0, seed: int = 0, *, pdb=None, b_facto
         xyz, el, b, occ = read_atoms(pdb, waters, ligands)
     if b_factor is not None:
         b = np.full_like(b, check_number(b_factor, "ubiquitin.b_factor", minimum=0))
+    spin = seeded_spin(spin, seed, "ubiquitin.spin")
+    xyz = np.asarray(xyz, float) @ spin_matrix(spin).T  # atom_density re-centres the molecule
     try:
         vol = atom_density(shape, vs, xyz, el, b, occ)
     except InputError as exc:
