@@ -1,4 +1,5 @@
-"""benchmarks/tune.py: the configuration it runs and its fixed decision rule (known answers)."""
+"""Benchmark scripts: tune.py's configuration and fixed decision rule, and headline.py's
+compact table (known answers on synthetic tables)."""
 
 import importlib.util
 from pathlib import Path
@@ -11,12 +12,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def tune():
-    spec = importlib.util.spec_from_file_location("tune", REPO / "benchmarks" / "tune.py")
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def tune():
+    return _load("tune")
 
 
 def _table(offsets: dict, ssim_offsets: dict | None = None, n=6, seed=0):
@@ -72,3 +77,19 @@ def test_markers_replace_only_their_block(tune, tmp_path):
     assert doc.read_text() == "a\n<!-- x:begin -->\nnew\n<!-- x:end -->\nb\n"
     with pytest.raises(SystemExit, match="markers"):
         tune.write_between_markers(doc, "new", "y")
+
+
+def test_headline_marks_and_intervals():
+    headline = _load("headline")
+    rows = pd.DataFrame([
+        {"dataset": "d", "method": "a", "n": 5, "lost_measured": False, "PSNR_mean": 20.0,
+         "PSNR_low": 19.0, "PSNR_high": 21.0, "PSNR_mark": "best"},
+        {"dataset": "d", "method": "b", "n": 5, "lost_measured": True, "PSNR_mean": 19.5,
+         "PSNR_low": 18.0, "PSNR_high": 21.0, "PSNR_mark": "tie"},
+        {"dataset": "d", "method": "c", "n": 1, "lost_measured": False, "PSNR_mean": 18.0,
+         "PSNR_low": np.nan, "PSNR_high": np.nan, "PSNR_mark": "n=1: no interval"}])
+    lines = headline.headline(rows).splitlines()
+    assert lines[0].startswith("| dataset | method | n | PSNR (dB) |")
+    assert lines[2] == "| d | a | 5 | **20.00 ± 1.00** |"
+    assert lines[3] == "| d | b ⚠ | 5 | = 19.50 ± 1.50 |"
+    assert lines[4] == "| d | c | 1 | 18.00 |"
