@@ -89,8 +89,10 @@ def tuning_config(base: dict, tune: dict) -> tuple[dict, dict]:
             methods[name] = {"kind": kind, **scaled(base[kind], keys, f)}
             names.append(name)
         families.setdefault(kind, {})["budget"] = [kind, *names]
+    run = ["imod_wbp", *methods]
+    run += [n for names in (tune.get("compare") or {}).values() for n in names if n not in run]
     cfg = {"seed": int(tune["seed"]), "replicates": int(tune["replicates"]),
-           "methods": methods, "run_methods": ["imod_wbp", *methods]}
+           "methods": methods, "run_methods": run}
     if tune.get("datasets"):
         cfg["run_datasets"] = list(tune["datasets"])
     return cfg, families
