@@ -112,12 +112,12 @@ def run_workflow(workdir: Path, cfg: dict, cores: int, configfiles=()) -> float:
     return time.perf_counter() - t0
 
 
-def family_table(df: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, str]:
-    """Mean [CI] of every metric per candidate (pooled over datasets and seeds), the paired
-    difference of each candidate to the default (``names[0]``) and the rule's choice."""
-    default = names[0]
+def paired_rows(df: pd.DataFrame, names: list[str]) -> list[dict]:
+    """Per candidate: mean [CI] of every metric (pooled over datasets and seeds) and the
+    paired difference to ``names[0]`` (``_PSNR``, ``_SSIM``, ``_fsc_missing_auc``: mean,
+    low, high)."""
     rows, key = [], ["dataset", "acquisition", "replicate"]
-    ref = df[df.method == default].set_index(key)
+    ref = df[df.method == names[0]].set_index(key)
     for name in names:
         cur = df[df.method == name].set_index(key).reindex(ref.index)
         row = {"candidate": name, "n": int(cur["PSNR"].notna().sum())}
@@ -125,17 +125,28 @@ def family_table(df: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, str]
             mean, lo, hi = mean_ci(cur[m])
             row[m] = f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
         for m in ("PSNR", "SSIM", "fsc_missing_auc"):
-            d, lo, hi = paired_difference(cur[m], ref[m]) if name != default else (0, 0, 0)
+            d, lo, hi = paired_difference(cur[m], ref[m]) if name != names[0] else (0, 0, 0)
             row[f"Δ{m} vs default"] = f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
             row[f"_{m}"] = (d, lo, hi)
         row["_mean_psnr"] = float(cur["PSNR"].mean())
         rows.append(row)
+    return rows
+
+
+def visible(rows: list[dict]) -> pd.DataFrame:
+    """The rows without their ``_`` fields."""
+    return pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+
+
+def family_table(df: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, str]:
+    """Mean [CI] of every metric per candidate (pooled over datasets and seeds), the paired
+    difference of each candidate to the default (``names[0]``) and the rule's choice."""
+    rows = paired_rows(df, names)
     best = max(rows[1:], key=lambda r: r["_mean_psnr"], default=None)
-    choice = default
+    choice = names[0]
     if best is not None and best["_PSNR"][1] > 0 and not best["_SSIM"][2] < 0:
         choice = best["candidate"]
-    table = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    return table, choice
+    return visible(rows), choice
 
 
 def per_dataset_table(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -179,6 +190,43 @@ def report(df: pd.DataFrame, families: dict, tune: dict, wall: float | None) -> 
     return "\n".join(lines)
 
 
+def pipeline_runs(workdir: Path, cfg: dict, tune: dict):
+    """``(family, setting, methods, workdir, config)`` of every non-reference setting of the
+    tuning file's ``pipeline`` families (settings of the pipeline, not of one method, e.g.
+    the tilt-series normalisation; the reference setting is the main run itself)."""
+    from wedgebench.config import deep_merge
+
+    for family, spec in (tune.get("pipeline") or {}).items():
+        for setting, over in spec["settings"].items():
+            if setting == spec["reference"]:
+                continue
+            run = deep_merge(cfg, over)
+            run["run_methods"] = list(spec["methods"])
+            yield family, setting, spec["methods"], workdir.with_name(
+                f"{workdir.name}-{setting}"), run
+
+
+def pipeline_report(df: pd.DataFrame, workdir: Path, cfg: dict, tune: dict) -> list[str]:
+    """Per pipeline family and method: the setting against the reference setting, paired
+    over dataset × seed; the family's rule: switch only if some method's PSNR interval is
+    above 0 and no method's PSNR or SSIM interval is below 0."""
+    lines = []
+    for family, setting, methods, wdir, _ in pipeline_runs(workdir, cfg, tune):
+        ref_name = tune["pipeline"][family]["reference"]
+        other = pd.read_csv(wdir / "results" / "report" / "table1_replicates.csv")
+        both = pd.concat([df.assign(method=df.method + "@" + ref_name),
+                          other.assign(method=other.method + "@" + setting)])
+        rows = [r for m in methods for r in paired_rows(both, [f"{m}@{ref_name}", f"{m}@{setting}"])]
+        cand = rows[1::2]
+        gain = any(r["_PSNR"][1] > 0 for r in cand)
+        loss = any(r["_PSNR"][2] < 0 or r["_SSIM"][2] < 0 for r in cand)
+        verdict = f"switch to `{setting}`" if gain and not loss else f"keep `{ref_name}`"
+        lines += markdown_block(both, [r["candidate"] for r in rows], visible(rows),
+                                f"**pipeline: {family}**, `{setting}` against `{ref_name}` "
+                                f"(rule: {verdict})")
+    return lines
+
+
 def write_between_markers(path: Path, text: str, marker: str = "tune") -> None:
     """Replace the block between the ``<!-- {marker}:begin/end -->`` lines of ``path``."""
     BEGIN, END = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
@@ -195,14 +243,22 @@ def main() -> None:
     ap.add_argument("--tune", type=Path, default=REPO / "benchmarks" / "tune.yaml")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--no-run", action="store_true", help="only tabulate a finished run")
+    ap.add_argument("--replicates", type=int,
+                    help="validation seeds to use (default: the tuning file's); a later run "
+                         "with more reuses the finished seeds' jobs")
     ap.add_argument("--readme", type=Path, default=REPO / "benchmarks" / "README.md")
     args = ap.parse_args()
     tune = yaml.safe_load(args.tune.read_text())
+    if args.replicates:
+        tune["replicates"] = args.replicates
     cfg, families = tuning_config(base_config(tune), tune)
-    wall = None if args.no_run else run_workflow(args.workdir, cfg, args.cores,
-                                                 tune.get("configfiles", []))
+    files = tune.get("configfiles", [])
+    wall = None if args.no_run else run_workflow(args.workdir, cfg, args.cores, files)
+    for *_, wdir, run in ([] if args.no_run else pipeline_runs(args.workdir, cfg, tune)):
+        wall += run_workflow(wdir, run, args.cores, files)
     df = pd.read_csv(args.workdir / "results" / "report" / "table1_replicates.csv")
-    text = report(df, families, tune, wall)
+    text = "\n".join([report(df, families, tune, wall),
+                      *pipeline_report(df, args.workdir, cfg, tune)])
     print(text)
     write_between_markers(args.readme, text, tune.get("marker", "tune"))
 

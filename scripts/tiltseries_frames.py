@@ -1,14 +1,14 @@
 """Snakemake entry point: the even/odd half-dose frame stacks of an acquisition, prepared
 for the methods like `tiltseries.mrc` (``prepare_for_methods``: CTF correction, contrast).
 
-Both use the min-max normalisation map of the main series (when ``tiltseries.normalise``),
-so they keep its scale and their mean is the main series up to float rounding.
+Both use the normalisation map of the main series (``tiltseries.normalise``), so they keep
+its scale and their mean is the main series up to float rounding.
 """
 import numpy as np
 
 from wedgebench import runlog
 from wedgebench.io import read_json, read_mrc, write_mrc
-from wedgebench.tiltseries import prepare_for_methods
+from wedgebench.tiltseries import normalisation_map, prepare_for_methods
 
 sm = snakemake  # noqa: F821
 log = runlog.start(sm.log[0], sm.threads)
@@ -24,12 +24,11 @@ def prepared(path):
 
 
 main, voxel = prepared(sm.input.acquired)
-lo, hi = float(main.min()), float(main.max())
-scale = 1.0 / (hi - lo) if p.normalise and hi > lo else 1.0
-offset = lo if p.normalise and hi > lo else 0.0
+offset, divisor = normalisation_map(main, p.normalise)
+divisor = 1.0 if np.isinf(divisor) else divisor
 for name in ("even", "odd"):
     stack, _ = prepared(sm.input[name])
-    out = ((stack - offset) * scale).astype(np.float32)
-    log.info("%s frames %s: range %.4f..%.4f (the main series' map: [%.4g, %.4g] -> [0, 1])",
-             name, out.shape, out.min(), out.max(), lo, hi)
+    out = ((stack - offset) / divisor).astype(np.float32)
+    log.info("%s frames %s: range %.4f..%.4f (the main series' map: (x - %.4g) / %.4g)",
+             name, out.shape, out.min(), out.max(), offset, divisor)
     write_mrc(sm.output[name], out, voxel)

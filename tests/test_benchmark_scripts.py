@@ -93,3 +93,21 @@ def test_headline_marks_and_intervals():
     assert lines[2] == "| d | a | 5 | **20.00 ± 1.00** |"
     assert lines[3] == "| d | b ⚠ | 5 | = 19.50 ± 1.50 |"
     assert lines[4] == "| d | c | 1 | 18.00 |"
+
+
+def test_pipeline_setting_rule(tune, tmp_path):
+    """A pipeline setting is adopted only when some method gains significantly and none
+    loses significantly; the comparison pairs the two work directories' rows."""
+    t = {"pipeline": {"norm": {"reference": "a", "settings": {"a": {}, "b": {"x": 1}},
+                               "methods": ["m1", "m2"]}}}
+    ref = _table({"m1": 0.0, "m2": 0.0}, seed=1)
+    for offsets, expected in (({"m1": 1.0, "m2": 0.0}, "switch to `b`"),
+                              ({"m1": 1.0, "m2": -1.0}, "keep `a`")):
+        other = ref.copy()
+        other["PSNR"] += other.method.map(offsets)
+        out = tmp_path / "w-b" / "results" / "report"
+        out.mkdir(parents=True, exist_ok=True)
+        other.to_csv(out / "table1_replicates.csv", index=False)
+        lines = tune.pipeline_report(ref, tmp_path / "w", {}, t)
+        assert expected in lines[0]
+        assert "m1@a" in "\n".join(lines) and "m2@b" in "\n".join(lines)

@@ -95,3 +95,24 @@ def test_noise_and_normalisation_are_seeded():
     assert n.min() == 0 and n.max() == 1
     with pytest.raises(ValueError):
         add_noise(proj, "gaussian")
+
+
+def test_range_normalisation_keeps_zero():
+    """``range`` divides by max − min without shifting: equal to min–max when the minimum is
+    0 (noise-free projections), and an empty background averaging 0 stays at 0 under noise."""
+    rng = np.random.default_rng(0)
+    clean = np.zeros((5, 16, 16), np.float32)
+    clean[:, 6:10, 6:10] = 3.0
+    assert np.array_equal(normalise(clean, "range"), normalise(clean, "minmax"))
+    assert np.array_equal(normalise(clean, True), normalise(clean, "minmax"))
+    assert np.array_equal(normalise(clean, False), clean)
+    noisy = clean + rng.normal(0, 0.3, clean.shape).astype(np.float32)
+    back = np.ones(clean.shape, bool)
+    back[:, 5:11, 5:11] = False
+    r, m = normalise(noisy, "range"), normalise(noisy, "minmax")
+    assert abs(r[back].mean()) < 0.01 and m[back].mean() > 0.1  # min–max lifts the background
+    np.testing.assert_allclose(np.ptp(r), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(r - m, r[0, 0, 0] - m[0, 0, 0], atol=1e-6)  # one shift apart
+    assert not normalise(np.ones((2, 3, 3)), "range").any()  # constant stack: zeros
+    with pytest.raises(ValueError, match="tiltseries.normalise"):
+        normalise(clean, "percentile")

@@ -101,21 +101,55 @@ def add_noise(proj: np.ndarray, kind: str = "none", snr: float | None = None,
     raise ValueError(f"unknown noise kind {kind!r}")
 
 
-def normalise(stack: np.ndarray) -> np.ndarray:
-    """Min–max normalise a whole tilt stack to [0, 1] (as the CN paper does)."""
+#: ``tiltseries.normalise`` values: the whole stack's affine map before any method sees it.
+NORMALISATIONS = ("minmax", "range", "none")
+
+
+def normalisation_mode(value) -> str:
+    """``tiltseries.normalise`` as one of :data:`NORMALISATIONS` (true = minmax, false = none)."""
+    mode = {True: "minmax", False: "none"}.get(value, value) if isinstance(value, bool) else value
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"tiltseries.normalise: {value!r} is not one of true, false, "
+                         f"{', '.join(NORMALISATIONS)}")
+    return mode
+
+
+def normalisation_map(stack: np.ndarray, mode="minmax") -> tuple[float, float]:
+    """``(offset, divisor)`` of the map ``(stack − offset) / divisor`` of one whole stack.
+
+    ``minmax`` (the CN paper): onto [0, 1]. ``range``: divided by the same range
+    ``max − min`` but not shifted, so zero stays zero: a noise-free stack of projections
+    of a non-negative density (minimum 0) gets the same numbers as ``minmax``, while a
+    noisy stack whose empty background averages 0 keeps it at 0 instead of being lifted
+    by its most negative noise value (a constant offset in every projection, which no
+    density inside the reconstructed box can produce at every tilt). ``none``: (0, 1).
+    A constant stack maps to zeros (``divisor`` inf) unless ``none``.
+    """
+    mode = normalisation_mode(mode)
     lo, hi = float(stack.min()), float(stack.max())
+    if mode == "none":
+        return 0.0, 1.0
     if hi <= lo:
+        return 0.0, float("inf")
+    return (lo if mode == "minmax" else 0.0), hi - lo
+
+
+def normalise(stack: np.ndarray, mode="minmax") -> np.ndarray:
+    """``stack`` mapped by :func:`normalisation_map` (default: min–max to [0, 1]), float32."""
+    offset, divisor = normalisation_map(stack, mode)
+    if np.isinf(divisor):
         return np.zeros_like(stack, dtype=np.float32)
-    return ((stack - lo) / (hi - lo)).astype(np.float32)
+    return ((stack - offset) / divisor).astype(np.float32)
 
 
 def simulate_tiltseries(vol: np.ndarray, angles_deg, *, oversampling: int = 3,
                         step: float = 0.5, noise: dict | None = None,
-                        normalise_to_unit: bool = True, seed: int = 0,
+                        normalise_to_unit=True, seed: int = 0,
                         project=None) -> np.ndarray:
     """Project, add noise and normalise: the tilt series of the pipeline.
 
-    ``project`` (:func:`make_projector`) replaces the ray-driven projector when given.
+    ``project`` (:func:`make_projector`) replaces the ray-driven projector when given;
+    ``normalise_to_unit`` is a ``tiltseries.normalise`` value (:func:`normalisation_map`).
 
     Returns
     -------
@@ -125,7 +159,7 @@ def simulate_tiltseries(vol: np.ndarray, angles_deg, *, oversampling: int = 3,
             simulate_projections(vol, angles_deg, oversampling=oversampling, step=step))
     noise = dict(noise or {})
     proj = add_noise(proj, kind=noise.pop("kind", "none"), seed=seed, **noise)
-    return normalise(proj) if normalise_to_unit else proj
+    return normalise(proj, normalise_to_unit)
 
 
 def even_odd_indices(angles, subset: str) -> np.ndarray:
@@ -311,7 +345,7 @@ def _counts_per_pixel(acq: dict, n_tilts: int, voxel_A: float) -> float:
 
 
 def prepare_for_methods(acquired: np.ndarray, angles_deg, voxel_A: float, acq: dict,
-                        vol_peak_scale: float, normalise_to_unit: bool = True) -> np.ndarray:
+                        vol_peak_scale: float, normalise_to_unit=True) -> np.ndarray:
     """The tilt series every method receives, from a flat-field-normalised acquisition.
 
     With optics: ``1 − I`` (contrast inverted, so density is bright) or, with
@@ -320,8 +354,8 @@ def prepare_for_methods(acquired: np.ndarray, angles_deg, voxel_A: float, acq: d
     angles and defocus. Without optics (ideal contrast, ``I = exp(−2σV_z)``): ``−ln I``,
     with ``I`` floored at half an electron's worth. Then divided by ``2σ`` and the
     potential scale so that a noise-free, aberration-free acquisition gives back the line
-    integrals; then min–max normalised like every other tilt series
-    (``tiltseries.normalise``).
+    integrals; then normalised like every other tilt series (``tiltseries.normalise``,
+    :func:`normalisation_map`).
 
     Parameters
     ----------
@@ -344,7 +378,7 @@ def prepare_for_methods(acquired: np.ndarray, angles_deg, voxel_A: float, acq: d
     else:
         x = -x
     x /= 2.0 * phys.interaction_constant(_voltage(acq)) * vol_peak_scale
-    return normalise(x) if normalise_to_unit else x.astype(np.float32)
+    return normalise(x, normalise_to_unit)
 
 
 def load_measured(stack_path, tlt_path, shape, subset: str = "all"):
