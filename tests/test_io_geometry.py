@@ -1,5 +1,6 @@
 """File I/O (atomic, validated) and acquisition geometry."""
 import gzip
+from pathlib import Path
 
 import mrcfile
 import numpy as np
@@ -116,3 +117,19 @@ def test_range_normalisation_keeps_zero():
     assert not normalise(np.ones((2, 3, 3)), "range").any()  # constant stack: zeros
     with pytest.raises(ValueError, match="tiltseries.normalise"):
         normalise(clean, "percentile")
+
+
+@pytest.mark.parametrize("name", ["spheres", "p22"])
+def test_range_equals_minmax_on_default_noise_free_series(name):
+    """The default switch to ``range`` leaves the noise-free default datasets' series as
+    min–max made them (their minimum is 0 up to float rounding)."""
+    import yaml
+
+    from wedgebench.phantoms import make_phantom
+    from wedgebench.tiltseries import simulate_tiltseries
+
+    ds = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())["datasets"][name]
+    vol, _ = make_phantom(ds["kind"], dict(ds["params"], shape=ds["shape"],
+                                           voxel_size=ds["voxel_size"]), 1)
+    proj = simulate_tiltseries(vol, tilt_angles([-60, 60], 30), normalise_to_unit="none")
+    assert np.abs(normalise(proj, "range") - normalise(proj, "minmax")).max() < 1e-8
