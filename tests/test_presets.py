@@ -91,6 +91,7 @@ SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").r
     (("configs/paper.yaml",), ALL, 1, False, None),
     (("configs/sweep.yaml",), ("p22",), 9, True, None),
     (("configs/paper.yaml", "configs/sweep.yaml"), ("p22",), 9, True, None),
+    (("configs/sweep.yaml", "configs/sweep_cpu.yaml"), ("p22",), 9, True, None),
     (("configs/dose.yaml",), ("spheres",), 5, True, 4),
     (("configs/realistic.yaml",), ALL, 1, False, None),
 ])
@@ -120,5 +121,6 @@ def test_default_run_has_cn_and_cn_paper(tmp_path):
 
 
 def test_sweep_trains_isonet_on_each_acquisitions_own_wedge():
-    for files in (("configs/sweep.yaml",), ("configs/paper.yaml", "configs/sweep.yaml")):
+    for files in (("configs/sweep.yaml",), ("configs/paper.yaml", "configs/sweep.yaml"),
+                  ("configs/sweep.yaml", "configs/sweep_cpu.yaml")):
         assert merged(*files)["isonet"]["wedge"] == "from_angles", files
