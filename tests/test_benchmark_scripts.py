@@ -111,3 +111,37 @@ def test_pipeline_setting_rule(tune, tmp_path):
         lines = tune.pipeline_report(ref, tmp_path / "w", {}, t)
         assert expected in lines[0]
         assert "m1@a" in "\n".join(lines) and "m2@b" in "\n".join(lines)
+
+
+def test_findings_against_known_paired_intervals():
+    """findings.py: holds / reversed / tie from paired intervals with known answers."""
+    findings = _load("findings")
+    # P22 in the paper: CN − IsoNet = +1.9 dB, +0.04 SSIM, −0.02 VIF
+    d = np.array([1.0, 1.2, 0.8, 1.1, 0.9])          # PSNR: mean 1, sd 0.158
+    base = np.array([20.0, 25.0, 22.0, 21.0, 24.0])   # shared per-seed level
+    rows = []
+    for r in range(5):
+        for method, psnr, ssim, vif in (
+                ("cn", base[r] + d[r], 0.5 + (0.01 if r % 2 else -0.01), 0.3 - d[r] / 10),
+                ("isonet", base[r], 0.5, 0.3)):
+            rows.append({"dataset": "p22", "acquisition": "tilt-60_60_step2",
+                         "method": method, "replicate": r + 1, "paper_conv_PSNR": psnr,
+                         "paper_conv_SSIM": ssim, "paper_conv_VIF": vif})
+    table = findings.findings(pd.DataFrame(rows), pairs=[("cn", "isonet")])
+    got = table.set_index("metric")
+    half = 2.7764451051977987 * d.std(ddof=1) / np.sqrt(5)   # t_{0.975, 4}
+    assert got.loc["PSNR", "diff"] == pytest.approx(1.0)
+    assert got.loc["PSNR", "high"] - got.loc["PSNR", "low"] == pytest.approx(2 * half)
+    assert got.loc["PSNR", "paper_diff"] == pytest.approx(36.1 - 34.2)
+    assert got.loc["PSNR", "verdict"] == "holds"
+    assert got.loc["SSIM", "verdict"] == "tie"              # ±0.01 alternating: CI spans 0
+    assert got.loc["VIF", "verdict"] == "holds"             # paper −0.02, ours −0.1
+    # the same pair with the signs of the paper flipped
+    rows_flipped = [dict(r, method={"cn": "isonet", "isonet": "cn"}[r["method"]]) for r in rows]
+    flipped = findings.findings(pd.DataFrame(rows_flipped), pairs=[("cn", "isonet")])
+    assert list(flipped["verdict"]) == ["reversed", "tie", "reversed"]
+    # one replicate: no interval, no verdict
+    one = findings.findings(pd.DataFrame([r for r in rows if r["replicate"] == 1]),
+                            pairs=[("cn", "isonet")])
+    assert set(one["verdict"]) == {"–"}
+    assert "holds: 2, tie: 1, reversed: 0 of 3" in findings.markdown(table)
