@@ -109,7 +109,8 @@ def markdown(table: pd.DataFrame) -> str:
                      + " | ".join(cells.get(m, "–") for m in METRICS) + " |")
     counts = table["verdict"].value_counts()
     lines.append("")
-    lines.append(", ".join(f"{k}: {counts.get(k, 0)}" for k in ("holds", "tie", "reversed"))
+    kinds = ["holds", "tie", "reversed"] + [k for k in ("paper: equal", "–") if k in counts]
+    lines.append(", ".join(f"{k}: {counts.get(k, 0)}" for k in kinds)
                  + f" of {len(table)} findings")
     return "\n".join(lines)
 
