@@ -117,7 +117,9 @@ def test_default_run_has_cn_and_cn_paper(tmp_path):
     counts = dry_run(tmp_path)
     chunks = yaml.safe_load((REPO / "config.yaml").read_text())["cn"]["chunks"]
     assert counts["cn_anchor"] == 2 * len(ALL) and counts["cn_chunk"] == 2 * chunks * len(ALL)
-    assert counts["metrics"] == 5 * len(ALL)
+    methods = yaml.safe_load((REPO / "config.yaml").read_text())["methods"]
+    assert counts["metrics"] == len(methods) * len(ALL)
+    assert counts["ddw_refine"] == len(ALL)  # DeepDeWedge in the default run (2026-12-03)
 
 
 def test_sweep_trains_isonet_on_each_acquisitions_own_wedge():
