@@ -115,10 +115,10 @@ def test_paper_preset_runs_isonet_paper_iterations_on_every_dataset(tmp_path):
 def test_default_run_has_cn_and_cn_paper(tmp_path):
     """The default Table 1 shows the paper's CN choices beside our CPU defaults."""
     counts = dry_run(tmp_path)
-    chunks = yaml.safe_load((REPO / "config.yaml").read_text())["cn"]["chunks"]
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    chunks = default["cn"]["chunks"]
     assert counts["cn_anchor"] == 2 * len(ALL) and counts["cn_chunk"] == 2 * chunks * len(ALL)
-    methods = yaml.safe_load((REPO / "config.yaml").read_text())["methods"]
-    assert counts["metrics"] == len(methods) * len(ALL)
+    assert counts["metrics"] == len(default["methods"]) * len(ALL)
     assert counts["ddw_refine"] == len(ALL)  # DeepDeWedge in the default run (2026-12-03)
 
 
