@@ -45,7 +45,7 @@ from wedgebench.tiltseries import simulate_tiltseries
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from tune import base_config, write_between_markers  # noqa: E402
+from tune import base_config, wbp_options, write_between_markers  # noqa: E402
 
 SEED = 1001
 L_SCALES = (2.0, 5.0)
@@ -82,8 +82,7 @@ def main() -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=[12, 50, 200])
     ap.add_argument("--readme", type=Path, default=REPO / "benchmarks" / "README.md")
     args = ap.parse_args()
-    opts = {k: v for k, v in base_config({})["imod_wbp"].items()
-            if k not in ("per_dataset", "mem_mb", "runtime")}
+    opts = wbp_options(base_config({}))
     t0 = time.perf_counter()
     table = pd.DataFrame([measure(args.shape, c, opts) for c in args.counts])
     shape = "×".join(map(str, args.shape))

@@ -45,7 +45,7 @@ from wedgebench.tiltseries import simulate_tiltseries
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from tune import base_config, write_between_markers  # noqa: E402
+from tune import base_config, wbp_options, write_between_markers  # noqa: E402
 
 #: (box edge, voxel size Å, low-pass resolution Å): config.yaml's P22 first.
 CANDIDATES = [(64, 12.0, 30.0), (64, 12.0, 24.0), (96, 8.0, 24.0), (96, 8.0, 16.0),
@@ -101,8 +101,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme", type=Path, default=REPO / "benchmarks" / "README.md")
     args = ap.parse_args()
-    opts = base_config({})["imod_wbp"]
-    opts = {k: v for k, v in opts.items() if k not in ("per_dataset", "mem_mb", "runtime")}
+    opts = wbp_options(base_config({}))
     t0 = time.perf_counter()
     rows = [r for c in CANDIDATES for s in SEEDS for r in measure(*c, s, opts)]
     table, choice = decide(pd.DataFrame(rows))

@@ -72,6 +72,13 @@ def base_config(tune: dict) -> dict:
     return base
 
 
+def wbp_options(base: dict) -> dict:
+    """The ``imod_wbp`` section of ``base`` as keyword arguments of ``wbp.reconstruct``
+    (without the workflow-only keys)."""
+    return {k: v for k, v in base["imod_wbp"].items()
+            if k not in ("per_dataset", "mem_mb", "runtime")}
+
+
 def tuning_config(base: dict, tune: dict) -> tuple[dict, dict]:
     """The workflow config of the tuning run and the families {kind: {family: [names]}}."""
     methods, families = {}, {}
