@@ -85,7 +85,7 @@ def final_loss(fits) -> float:
 
 
 def run_setting(name: str, cfg: dict, data, n_slabs: int, iterations: int,
-                anchor_iterations: int, repeats: int) -> dict:
+                anchor_iterations: int, repeats: int, device: str = "cpu") -> dict:
     """Sequential (from the anchor) vs ensemble fits of ``n_slabs`` slabs of chunk 0."""
     from wedgebench.projector import Projector
     from wedgebench.recon.cn import fit, model
@@ -93,9 +93,9 @@ def run_setting(name: str, cfg: dict, data, n_slabs: int, iterations: int,
     vol, ts, angles = data
     nz = vol.shape[0]
     cfg = dict(cfg, iterations=iterations, anchor_iterations=anchor_iterations, log_every=0)
-    plan, _, anchor = fit.fit_anchor(ts, angles, nz, cfg, seed=1)
+    plan, _, anchor = fit.fit_anchor(ts, angles, nz, cfg, seed=1, device=device)
     slabs = [s for run in plan.chunk_slabs(0) for s in run][:n_slabs]
-    proj = Projector(nz, ts.shape[2], angles)
+    proj = Projector(nz, ts.shape[2], angles, device=device)
 
     def sequential(start):
         return fit.fit_chain(ts, angles, nz, slabs, dict(cfg, warm_start="anchor"),
@@ -122,6 +122,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--settings", nargs="+", default=["default"], choices=list(SETTINGS))
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
     import torch
@@ -130,10 +131,10 @@ def main():
     ours, paper = load_cn_configs()
     data = spheres_data(96)
     configs = {"default": ours, "paper": paper}
-    rows = [run_setting(s, configs[s], data, *SETTINGS[s], args.repeats)
+    rows = [run_setting(s, configs[s], data, *SETTINGS[s], args.repeats, args.device)
             for s in args.settings]
-    print(f"default spheres 32x96x96, 61 tilts; {args.threads} thread(s), median of "
-          f"{args.repeats}; torch {torch.__version__}")
+    print(f"default spheres 32x96x96, 61 tilts; {args.threads} thread(s), device "
+          f"{args.device}, median of {args.repeats}; torch {torch.__version__}")
     print(f"{'setting':8} {'SIREN':>7} {'params':>7} {'j':>2} {'slabs':>5} {'its':>4} "
           f"{'seq s':>7} {'ens s':>7} {'speed-up':>8} {'seq CPU-s':>9} {'ens CPU-s':>9} "
           f"{'loss seq':>9} {'loss ens':>9} {'rel diff':>9} {'1-ulp ref':>9}")

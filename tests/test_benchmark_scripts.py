@@ -145,3 +145,29 @@ def test_findings_against_known_paired_intervals():
                             pairs=[("cn", "isonet")])
     assert set(one["verdict"]) == {"–"}
     assert "holds: 2, tie: 1, reversed: 0 of 3" in findings.markdown(table)
+
+
+def test_gpu_bench_runs_on_cpu_at_a_small_size(tmp_path):
+    """bench_cn_gpu.py (prepared for a lent GPU) end to end on the CPU: K slabs timed each
+    way, the extrapolation's arithmetic, the whole reconstruction and its metrics."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "p22.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cn_gpu.py"),
+                    "--dataset", "p22", "--device", "cpu", "--shape", "12", "36", "20",
+                    "--slabs", "3", "--group", "2", "--iterations", "3",
+                    "--anchor-iterations", "4", "--threads", "1", "--full",
+                    "--out", str(out)], check=True, capture_output=True, timeout=300)
+    rec = json.loads(out.read_text())
+    assert rec["slabs"] == 3 and rec["slab_size"] == 2 and rec["shape"] == [12, 36, 20]
+    assert rec["slabs_whole_volume"] == 18  # 36 rows in 2-row slabs
+    assert rec["rows_timed"] == 2 * (3 + 2) * 2 + 1
+    for way in ("sequential", "ensemble"):
+        assert rec[f"{way}_s_per_slab"] == pytest.approx(rec[f"{way}_s"] / 3)
+        assert rec[f"whole_{way}_min"] == pytest.approx(
+            (rec["anchor_s"] + 17 * rec[f"{way}_s_per_slab"]) / 60)
+    assert "full_s" in rec and not any(k.endswith("_error") for k in rec)
+    assert set(rec["metrics"]["paper"]) == {"psnr", "ssim", "vif"}
+    assert np.isfinite(rec["metrics"]["fair"]["psnr"])
