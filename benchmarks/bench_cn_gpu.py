@@ -113,12 +113,15 @@ def attempt(record: dict, name: str, func):
 
 
 def peak_memory_gb(device: str) -> float | None:
-    """Peak device memory allocated by torch so far (CUDA only)."""
+    """Peak device memory allocated by torch since the last reset (CUDA only; None on the
+    CPU), then reset the peak."""
     import torch
 
     if not device.startswith("cuda"):
         return None
-    return torch.cuda.max_memory_allocated() / 2**30
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    torch.cuda.reset_peak_memory_stats()
+    return peak
 
 
 def time_slabs(stack, angles, nz: int, cfg: dict, n_slabs: int, group: int, seed: int,
@@ -133,16 +136,13 @@ def time_slabs(stack, angles, nz: int, cfg: dict, n_slabs: int, group: int, seed
     if res is None:
         return rec
     plan, _, anchor = res
+    rec["peak_gb_anchor"] = peak_memory_gb(device)
     slabs = [s for run in plan.chunk_slabs(0) for s in run][:n_slabs]
     rec.update(slab_size=plan.j, slabs=len(slabs), group=group)
     seq = attempt(rec, "sequential", lambda: fit.fit_chain(
         stack, angles, nz, slabs, cfg, init_state=anchor, seed=seed, anchor=False,
         device=device)[0])
     rec["peak_gb_sequential"] = peak_memory_gb(device)
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
     ens = attempt(rec, "ensemble", lambda: fit.fit_ensemble(
         stack, angles, nz, slabs, dict(cfg, ensemble=True, ensemble_size=group),
         init_state=anchor, seed=seed, device=device)[0])
