@@ -10,7 +10,8 @@ Data: ``configs/paper.yaml``'s dataset (``--dataset p22``: 360³ at 4.5 Å/voxel
 CN at ``configs/paper.yaml``'s settings: the paper's (SIREN 5 × 256, 2-slice slabs, 2001
 anchor and 401 slab iterations, fp16 autocast on CUDA). Tilting about y leaves every row of
 the tilt series a function of the same rows of the volume, so the slab timings use the
-volume's ``--rows`` central rows only (the slabs are the same size as in the whole volume);
+volume's central rows only (2 (K + 2) j + 1 of them; their projections are the whole
+volume's, normalised on their own, and the slabs are the same size as the whole volume's);
 the extrapolation counts the whole volume's slabs.
 
 Steps, each timed in wall seconds (every fit ends by copying its volume to the host):

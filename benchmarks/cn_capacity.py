@@ -10,7 +10,7 @@ of 96² to 64² voxels per slab), with twice the width (64 → 128: 4× the para
 with both; the IMOD-style WBP of the same rows as the reference. Data: config.yaml's P22
 (64³, 12 Å, 30 Å low-pass) and the sweep's (96³, 8 Å, 24 Å), the pipeline's phantom,
 projector, normalisation and metric code; the central 8 rows of each (tilting about y, so
-these rows' tilt series are those of the whole volume).
+these rows' projections are those of the whole volume, here normalised on their own).
 
 Reported per size and setting (mean over the seeds): PSNR and SSIM (``fair``), FSC areas
 (present, missing, full), the final training loss and CPU seconds.

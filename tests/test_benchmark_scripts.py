@@ -171,3 +171,11 @@ def test_gpu_bench_runs_on_cpu_at_a_small_size(tmp_path):
     assert "full_s" in rec and not any(k.endswith("_error") for k in rec)
     assert set(rec["metrics"]["paper"]) == {"psnr", "ssim", "vif"}
     assert np.isfinite(rec["metrics"]["fair"]["psnr"])
+
+
+def test_cn_capacity_refuses_table1_seeds(monkeypatch):
+    """cn_capacity.py runs on validation seeds only (never Table 1's 1..N)."""
+    cap = _load("cn_capacity")
+    monkeypatch.setattr("sys.argv", ["cn_capacity.py", "--seeds", "1", "1001"])
+    with pytest.raises(SystemExit, match="validation seeds"):
+        cap.main()
