@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,8 @@ PAPER_MINUTES = {"p22": 19.6}  # the CN paper's GPU time (Quadro RTX 8000), P22 
 
 def paper_config() -> dict:
     """``config.yaml`` with ``configs/paper.yaml`` merged over it, schema defaults beneath
-    the ``tiltseries`` section."""
+    the ``tiltseries`` section (not ``tune.base_config``: that validates with Snakemake,
+    which the lent GPU machine does not have)."""
     from wedgebench.config import deep_merge
 
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())

@@ -78,6 +78,7 @@ def run(seeds, threads: int) -> pd.DataFrame:
 
     from wedgebench.recon import wbp
     from wedgebench.recon.cn import fit
+    from wedgebench.recon.cn.slabs import postprocess
 
     torch.set_num_threads(threads)
     base = base_config({})
@@ -93,7 +94,7 @@ def run(seeds, threads: int) -> pd.DataFrame:
                 c0 = time.process_time()
                 _, anchor, _ = fit.fit_anchor(stack, angles, box, dict(cn, **over), seed=seed)
                 cpu = time.process_time() - c0
-                vol = fit.postprocess(anchor.volume, cn["output"])
+                vol = postprocess(anchor.volume, cn["output"])
                 rows.append(dict(size=size, seed=seed, setting=name,
                                  **scores(gt, vol, voxel, angles),
                                  loss=anchor.losses[-1][1], cpu_s=cpu))
