@@ -12,7 +12,7 @@ with both; the IMOD-style WBP of the same rows as the reference. Data: config.ya
 projector, normalisation and metric code; the central 8 rows of each (tilting about y, so
 these rows' projections are those of the whole volume, here normalised on their own).
 
-Reported per size and setting (mean over the seeds): PSNR and SSIM (``fair``), FSC areas
+Reported per size and setting (mean over the seeds): PSNR, SSIM and VIF (``fair``), FSC areas
 (present, missing, full), the final training loss and CPU seconds.
 
     python benchmarks/cn_capacity.py [--seeds 1001 1002] [--threads 2]   # ~25 min on 2 cores
@@ -64,11 +64,11 @@ def series(box: int, voxel: float, resolution: float, seed: int, base: dict):
 
 
 def scores(gt, rec, voxel: float, angles) -> dict:
-    """PSNR, SSIM (fair) and the FSC areas of one reconstruction."""
+    """PSNR, SSIM, VIF (fair) and the FSC areas of one reconstruction."""
     from wedgebench.metrics import compute_metrics
 
     m = compute_metrics(gt, rec, voxel, angles, convention="fair")
-    return {"PSNR": m["psnr"], "SSIM": m["ssim"], "FSC present": m["fsc_present_auc"],
+    return {"PSNR": m["psnr"], "SSIM": m["ssim"], "VIF": m["vif"], "FSC present": m["fsc_present_auc"],
             "FSC missing": m["fsc_missing_auc"], "FSC full": m["fsc_full_auc"]}
 
 
@@ -113,7 +113,7 @@ def main():
     t0 = time.perf_counter()
     df = run(args.seeds, args.threads)
     table = (df.groupby(["size", "setting"], sort=False)
-             [["PSNR", "SSIM", "FSC present", "FSC missing", "FSC full", "loss", "cpu_s"]]
+             [["PSNR", "SSIM", "VIF", "FSC present", "FSC missing", "FSC full", "loss", "cpu_s"]]
              .mean().reset_index())
     text = (f"P22, central {ROWS} rows, validation seeds {', '.join(map(str, args.seeds))} "
             f"(means); CN anchor slab from a seeded random start, {args.threads} threads. "
