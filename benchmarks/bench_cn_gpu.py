@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,18 +73,38 @@ def simulate(dataset: str, shape=None, rows: int | None = None):
     """Phantom of ``configs/paper.yaml``'s ``dataset`` (``shape`` overrides its size), and
     the tilt series of its ``rows`` central y-rows (all rows if None).
 
+    With ``BENCH_SIM_CACHE`` set to a folder, the result is kept there as ``.npz`` and read
+    back by later calls with the same arguments (``gpu_check.sh`` simulates P22 once for
+    the CN and the IsoNet/DeepDeWedge checks).
+
     Returns
     -------
     gt : ndarray ``[z, rows, x]``; stack : ndarray ``[tilt, rows, x]``; angles : ndarray;
     voxel_size : float; full_shape : tuple (the whole phantom's shape)
     """
+    cfg = paper_config()
+    ds = cfg["datasets"][dataset]
+    shape = list(shape or ds["shape"])
+    cache = os.environ.get("BENCH_SIM_CACHE")
+    path = (Path(cache) / f"{dataset}_{'x'.join(map(str, shape))}_{rows or 'all'}.npz"
+            if cache else None)
+    if path is not None and path.exists():
+        f = np.load(path)
+        return (f["gt"], f["stack"], f["angles"], float(f["voxel"]),
+                tuple(int(v) for v in f["shape"]))
+    out = _simulate(cfg, ds, shape, rows)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, gt=out[0], stack=out[1], angles=out[2], voxel=out[3], shape=out[4])
+    return out
+
+
+def _simulate(cfg: dict, ds: dict, shape: list, rows: int | None):
+    """:func:`simulate` without the cache."""
     from wedgebench.geometry import tilt_angles
     from wedgebench.phantoms import make_phantom
     from wedgebench.tiltseries import make_projector, simulate_tiltseries
 
-    cfg = paper_config()
-    ds = cfg["datasets"][dataset]
-    shape = list(shape or ds["shape"])
     seed = int(ds.get("seed", cfg["seed"]))
     params = dict(ds.get("params") or {}, shape=shape, voxel_size=ds["voxel_size"])
     vol, _ = make_phantom(ds["kind"], params, seed)

@@ -179,3 +179,38 @@ def test_cn_capacity_refuses_table1_seeds(monkeypatch):
     monkeypatch.setattr("sys.argv", ["cn_capacity.py", "--seeds", "1", "1001"])
     with pytest.raises(SystemExit, match="validation seeds"):
         cap.main()
+
+
+def test_learned_gpu_bench_runs_on_cpu_at_a_small_size(tmp_path):
+    """bench_learned_gpu.py (IsoNet and DeepDeWedge at the paper preset's settings, prepared
+    for a lent GPU) end to end on the CPU at a reduced size: every stage timed, and each
+    whole-run extrapolation equal to its formula."""
+    import json
+    import math
+    import subprocess
+    import sys
+
+    out = tmp_path / "learned.json"
+    sets = ["isonet.cube_size=16", "isonet.crop_size=24", "isonet.n_subtomos=4",
+            "isonet.unet={filters: [8, 16, 32], convs_per_block: 1, dropout: 0.0, "
+            "identity_init: false, bn_recalibration: 0}",
+            "isonet.noise={start_iter: 2, every: 1, levels: [0.1], filter: none, pool: 4}",
+            "isonet.predict={tile: 32, overlap: 8, batch_size: 2}",
+            "deepdewedge.cube_size=16", "deepdewedge.base_channels=4", "deepdewedge.levels=2"]
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_learned_gpu.py"), "--device", "cpu",
+           "--shape", "32", "64", "64", "--isonet-steps", "1", "--ddw-epochs", "1",
+           "--threads", "1", "--out", str(out)]
+    for s in sets:
+        cmd += ["--set", s]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    rec = json.loads(out.read_text())
+    iso, ddw = rec["isonet"], rec["ddw"]
+    assert not any(k.endswith("_error") for r in (rec, iso, ddw) for k in r)
+    assert (iso["cube"], iso["crop"], iso["n_subtomos"], iso["steps_timed"]) == (16, 24, 4, 1)
+    assert iso["noisy_iterations"] == 29  # iterations 2..30 with start_iter 2, every 1
+    assert iso["whole_refine_min"] == pytest.approx(
+        (30 * (iso["fixed_s"] + 10 * iso["epoch_s"]) + 29 * iso["noise_pool_s"]) / 60)
+    assert ddw["cubes"] == 9 and ddw["epochs"] == 1000 and ddw["extract_size"] == 24
+    assert ddw["whole_fit_min"] == pytest.approx(
+        (1000 * ddw["epoch_s"] + 100 * ddw["validation_s"] + 100 * ddw["update_s"]) / 60)
+    assert math.isfinite(ddw["whole_min"]) and ddw["whole_min"] > ddw["whole_fit_min"]
