@@ -84,7 +84,7 @@ def run_setting(name, cfg, crop, threads, anchor_rows, rows, track, every):
     import torch
 
     from wedgebench.projector import Projector
-    from wedgebench.recon.cn import fit, model, slabs
+    from wedgebench.recon.cn import model, optimise, slabs
 
     torch.set_num_threads(threads)
     vol, ts, angles = spheres_data(crop)
@@ -93,10 +93,10 @@ def run_setting(name, cfg, crop, threads, anchor_rows, rows, track, every):
     proj = Projector(vol.shape[0], vol.shape[2], angles)
     t0 = time.process_time()
     a0, a1 = anchor_rows
-    gain = fit.output_gain(ts, vol.shape[0], cfg["output_scale"])
-    fit.fit_slab(ts[:, a0:a1], proj, net, iterations=cfg["anchor_iterations"],
-                 lr=cfg["anchor_lr"], lr_end=cfg["anchor_lr_end"], gain=gain,
-                 coordinates=cfg["coordinates"])
+    gain = model.output_gain(ts, vol.shape[0], cfg["output_scale"])
+    optimise.fit_slab(ts[:, a0:a1], proj, net, iterations=cfg["anchor_iterations"],
+                      lr=cfg["anchor_lr"], lr_end=cfg["anchor_lr_end"], gain=gain,
+                      coordinates=cfg["coordinates"])
     anchor_s = time.process_time() - t0
     (y0, y1), (s0, s1) = rows, track
     curve, spent = [], [0.0]
@@ -109,9 +109,9 @@ def run_setting(name, cfg, crop, threads, anchor_rows, rows, track, every):
             spent[0] += time.process_time() - t
 
     start = [time.process_time()]
-    vfin, _ = fit.fit_slab(ts[:, y0:y1], proj, net, iterations=cfg["iterations"], lr=cfg["lr"],
-                           lr_end=cfg["lr_end"], gain=gain, coordinates=cfg["coordinates"],
-                           callback=monitor)
+    vfin, _ = optimise.fit_slab(ts[:, y0:y1], proj, net, iterations=cfg["iterations"],
+                                lr=cfg["lr"], lr_end=cfg["lr_end"], gain=gain,
+                                coordinates=cfg["coordinates"], callback=monitor)
     total = time.process_time() - start[0] - spent[0]
     out = slabs.postprocess(vfin[:, s0 - y0:s1 - y0], cfg["output"])
     curve.append((cfg["iterations"], total, affine_psnr(vol[:, s0:s1], out)))

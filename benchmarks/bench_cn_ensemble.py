@@ -6,8 +6,8 @@ briefly (untimed) on the plan's middle slab; then the first slabs of chunk 0 are
 every one from the anchor's weights, with the chunk schedule shortened (slabs, iterations
 and anchor iterations per setting: :data:`SETTINGS`):
 
-- sequential: :func:`wedgebench.recon.cn.fit.fit_chain` with ``warm_start: anchor``;
-- ensemble: :func:`wedgebench.recon.cn.fit.fit_ensemble` (``ensemble: true``), all
+- sequential: :func:`wedgebench.recon.cn.drivers.fit_chain` with ``warm_start: anchor``;
+- ensemble: :func:`wedgebench.recon.cn.drivers.fit_ensemble` (``ensemble: true``), all
   slabs in one batched group.
 
 Reported: wall seconds of each (median of ``--repeats``, the two alternating), the
@@ -88,7 +88,7 @@ def run_setting(name: str, cfg: dict, data, n_slabs: int, iterations: int,
                 anchor_iterations: int, repeats: int, device: str = "cpu") -> dict:
     """Sequential (from the anchor) vs ensemble fits of ``n_slabs`` slabs of chunk 0."""
     from wedgebench.projector import Projector
-    from wedgebench.recon.cn import fit, model
+    from wedgebench.recon.cn import drivers, fit, model
 
     vol, ts, angles = data
     nz = vol.shape[0]
@@ -98,14 +98,14 @@ def run_setting(name: str, cfg: dict, data, n_slabs: int, iterations: int,
     proj = Projector(nz, ts.shape[2], angles, device=device)
 
     def sequential(start):
-        return fit.fit_chain(ts, angles, nz, slabs, dict(cfg, warm_start="anchor"),
-                             init_state=start, seed=1, anchor=False, projector=proj)[0]
+        return drivers.fit_chain(ts, angles, nz, slabs, dict(cfg, warm_start="anchor"),
+                                 init_state=start, seed=1, anchor=False, projector=proj)[0]
 
     res = timed({"sequential": lambda: sequential(anchor),
-                 "ensemble": lambda: fit.fit_ensemble(ts, angles, nz, slabs,
-                                                      dict(cfg, ensemble=True),
-                                                      init_state=anchor, seed=1,
-                                                      projector=proj)[0]}, repeats)
+                 "ensemble": lambda: drivers.fit_ensemble(ts, angles, nz, slabs,
+                                                          dict(cfg, ensemble=True),
+                                                          init_state=anchor, seed=1,
+                                                          projector=proj)[0]}, repeats)
     (t_seq, c_seq, seq), (t_ens, c_ens, ens) = res["sequential"], res["ensemble"]
     nudged = sequential(one_ulp_up(anchor))
     return dict(setting=name, width=cfg["width"], depth=cfg["depth"], slab_size=plan.j,

@@ -150,7 +150,7 @@ def time_slabs(stack, angles, nz: int, cfg: dict, n_slabs: int, group: int, seed
                device: str) -> dict:
     """Steps 1–3 on ``stack`` (``nz`` slices thick): anchor, then K chunk slabs
     sequentially and as an ensemble."""
-    from wedgebench.recon.cn import fit
+    from wedgebench.recon.cn import drivers, fit
 
     rec: dict = {}
     res = attempt(rec, "anchor", lambda: fit.fit_anchor(stack, angles, nz, cfg, seed=seed,
@@ -161,11 +161,11 @@ def time_slabs(stack, angles, nz: int, cfg: dict, n_slabs: int, group: int, seed
     rec["peak_gb_anchor"] = peak_memory_gb(device)
     slabs = [s for run in plan.chunk_slabs(0) for s in run][:n_slabs]
     rec.update(slab_size=plan.j, slabs=len(slabs), group=group)
-    seq = attempt(rec, "sequential", lambda: fit.fit_chain(
+    seq = attempt(rec, "sequential", lambda: drivers.fit_chain(
         stack, angles, nz, slabs, cfg, init_state=anchor, seed=seed, anchor=False,
         device=device)[0])
     rec["peak_gb_sequential"] = peak_memory_gb(device)
-    ens = attempt(rec, "ensemble", lambda: fit.fit_ensemble(
+    ens = attempt(rec, "ensemble", lambda: drivers.fit_ensemble(
         stack, angles, nz, slabs, dict(cfg, ensemble=True, ensemble_size=group),
         init_state=anchor, seed=seed, device=device)[0])
     rec["peak_gb_ensemble"] = peak_memory_gb(device)

@@ -165,7 +165,6 @@ def ddw_paper(rec: Record, stack, angles, nz: int, cfg: dict, dataset: str, seed
         device))
     attempt(r, "update", lambda: fit.wedge_update(
         model, data.cubes0.copy(), masks.wedge_mask(m, data.angles), opts.batch_size, device))
-    del model
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     attempt(r, "refine", lambda: predict.reconstruct(v0, v1, state, angles, opts,

@@ -32,9 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import yaml
 
 from wedgebench.geometry import tilt_angles
 from wedgebench.metrics import compute_metrics

@@ -10,8 +10,7 @@ from wedgebench.io import InputError
 from wedgebench.metrics.shape import sphere_zx_ratio
 from wedgebench.phantoms import make_phantom
 from wedgebench.projector import Projector
-from wedgebench.recon import wbp
-from wedgebench.recon.cn import fit, model, slabs
+from wedgebench.recon.cn import drivers, fit, model, optimise, schedule, slabs
 from wedgebench.tiltseries import simulate_tiltseries
 
 
@@ -121,7 +120,7 @@ def test_weights_round_trip_with_weights_only(tmp_path):
 
 
 def test_learning_rate_schedule():
-    lr = [fit.learning_rate(i, 11, 1e-3, 1e-4) for i in range(11)]
+    lr = [schedule.learning_rate(i, 11, 1e-3, 1e-4) for i in range(11)]
     assert lr[:5] == [1e-3] * 5
     assert lr[10] == pytest.approx(1e-4)
     # log-linear between the midpoint and the end
@@ -131,7 +130,7 @@ def test_learning_rate_schedule():
 def test_loss_falls_tenfold_on_a_tiny_slab():
     _, meas, proj = blob_slab()
     net = model.build_network(dict(SMALL, width=32), seed=0)
-    _, losses = fit.fit_slab(meas, proj, net, iterations=150, lr=2e-3, lr_end=2e-4)
+    _, losses = optimise.fit_slab(meas, proj, net, iterations=150, lr=2e-3, lr_end=2e-4)
     assert losses[-1][1] <= losses[0][1] / 10
 
 
@@ -141,7 +140,7 @@ def test_fit_is_deterministic_on_cpu():
     for _ in range(2):
         torch.manual_seed(0)
         net = model.build_network(dict(SMALL, width=16), seed=3)
-        outs.append(fit.fit_slab(meas, proj, net, iterations=20, lr=1e-3, lr_end=1e-4)[0])
+        outs.append(optimise.fit_slab(meas, proj, net, iterations=20, lr=1e-3, lr_end=1e-4)[0])
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
@@ -151,15 +150,15 @@ def test_nan_loss_raises_a_clear_error():
     meas[0, 0, 3] = np.nan
     net = model.build_network(dict(SMALL, width=16), seed=0)
     with pytest.raises(FloatingPointError, match=r"slab 7 .*iteration 0"):
-        fit.fit_slab(meas, proj, net, iterations=5, lr=1e-3, lr_end=1e-4, name="slab 7")
+        optimise.fit_slab(meas, proj, net, iterations=5, lr=1e-3, lr_end=1e-4, name="slab 7")
 
 
 def test_exploding_loss_raises(monkeypatch):
     _, meas, proj = blob_slab()
     net = model.build_network(dict(SMALL, width=16), seed=0)
-    monkeypatch.setattr(fit, "EXPLODE_FACTOR", 3.0)  # reachable within a few huge steps
+    monkeypatch.setattr(optimise, "EXPLODE_FACTOR", 3.0)  # reachable within a few huge steps
     with pytest.raises(FloatingPointError, match="diverged at iteration [1-9]"):
-        fit.fit_slab(meas * 1e-7, proj, net, iterations=50, lr=1.0, lr_end=1.0)
+        optimise.fit_slab(meas * 1e-7, proj, net, iterations=50, lr=1.0, lr_end=1.0)
 
 
 @pytest.mark.filterwarnings("ignore:placed only")
@@ -172,18 +171,19 @@ def test_warm_start_from_anchor_beats_random_init():
     stack = simulate_tiltseries(vol, angles, oversampling=2)
     proj = Projector(16, 32, angles)
     cfg = dict(SMALL, width=32)
-    opts = dict(gain=fit.output_gain(stack, 16), coordinates="isotropic")
+    opts = dict(gain=model.output_gain(stack, 16), coordinates="isotropic")
     anchor = model.build_network(cfg, seed=0)
-    fit.fit_slab(stack[:, 10:12], proj, anchor, iterations=200, lr=1e-3, lr_end=1e-4, **opts)
+    optimise.fit_slab(stack[:, 10:12], proj, anchor, iterations=200, lr=1e-3, lr_end=1e-4,
+                      **opts)
     n = 100
     rand = model.build_network(cfg, seed=1)
-    _, rand_losses = fit.fit_slab(stack[:, 12:14], proj, rand, iterations=n, lr=1e-3,
-                                  lr_end=1e-4, **opts)
+    _, rand_losses = optimise.fit_slab(stack[:, 12:14], proj, rand, iterations=n, lr=1e-3,
+                                       lr_end=1e-4, **opts)
     target = min(l for _, l, _ in rand_losses)
     warm = model.build_network(cfg, seed=1)
     warm.load_state_dict(anchor.state_dict())
-    _, warm_losses = fit.fit_slab(stack[:, 12:14], proj, warm, iterations=n, lr=3e-4,
-                                  lr_end=3e-5, **opts)
+    _, warm_losses = optimise.fit_slab(stack[:, 12:14], proj, warm, iterations=n, lr=3e-4,
+                                       lr_end=3e-5, **opts)
     assert warm_losses[0][1] < 0.25 * rand_losses[0][1]  # the neighbour is a good start
     reached = [it for it, l, _ in warm_losses if l <= target]
     assert reached and reached[0] < 0.5 * n, (target, warm_losses[::10])
@@ -279,8 +279,8 @@ def test_merge_blends_overlaps_linearly():
 
 
 def test_slab_and_loss_files_round_trip(tmp_path):
-    fits = [fit.SlabFit(3, 6, 8, np.full((2, 2, 4), 3.0, np.float32), [(0, 1.5, 0.1)]),
-            fit.SlabFit(4, 8, 10, np.full((2, 2, 4), 4.0, np.float32), [(0, 2.5, 0.2)])]
+    fits = [drivers.SlabFit(3, 6, 8, np.full((2, 2, 4), 3.0, np.float32), [(0, 1.5, 0.1)]),
+            drivers.SlabFit(4, 8, 10, np.full((2, 2, 4), 4.0, np.float32), [(0, 2.5, 0.2)])]
     slabs.save_slabs(tmp_path / "s.npz", fits)
     back = slabs.load_slabs(tmp_path / "s.npz")
     assert [(i, a, b) for i, a, b, _ in back] == [(3, 6, 8), (4, 8, 10)]

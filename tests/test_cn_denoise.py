@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from wedgebench.projector import Projector
-from wedgebench.recon.cn import fit, model, slabs
+from wedgebench.recon.cn import drivers, fit, model, optimise, schedule, slabs
 from wedgebench.recon.cn.holdout import EarlyStopping, holdout_mask, holdout_options
 
 TINY = dict(width=16, depth=2, slab_size=3, overlap=1, chunks=2, anchor_iterations=12,
@@ -43,7 +43,7 @@ def todays_fit(meas, proj, net, *, iterations, lr, lr_end, gain):
     losses = []
     for it in range(iterations):
         for group in opt.param_groups:
-            group["lr"] = fit.learning_rate(it, iterations, lr, lr_end)
+            group["lr"] = schedule.learning_rate(it, iterations, lr, lr_end)
         vol = (gain * net(coords)).reshape(nz, j, nx)
         pred = proj.forward(vol).reshape(proj.n_tilts, 1, j, proj.n_det)
         loss = (pred - target).abs().mean(dim=(0, 2, 3))
@@ -62,8 +62,8 @@ def test_fraction_zero_is_todays_fit():
     meas, proj = noisy_blob_slab()
     ours = model.build_network(dict(width=16, depth=2), seed=3)
     ref = model.build_network(dict(width=16, depth=2), seed=3)
-    vol, losses = fit.fit_slab(meas, proj, ours, iterations=15, lr=2e-3, lr_end=2e-4,
-                               gain=0.5)
+    vol, losses = optimise.fit_slab(meas, proj, ours, iterations=15, lr=2e-3, lr_end=2e-4,
+                                    gain=0.5)
     want, want_losses = todays_fit(meas, proj, ref, iterations=15, lr=2e-3, lr_end=2e-4,
                                    gain=0.5)
     np.testing.assert_array_equal(vol, want)
@@ -120,9 +120,9 @@ def test_held_out_rays_are_excluded_from_the_training_loss():
         vols = []
         stop = EarlyStopping(mask[:, None], every=1, patience=0)
         net = model.build_network(dict(width=16, depth=2), seed=0)
-        _, losses = fit.fit_slab(data, proj, net, iterations=20, lr=2e-3, lr_end=2e-4,
-                                 gain=0.5, holdout=stop,
-                                 callback=lambda it, v: vols.append(v.numpy().copy()))
+        _, losses = optimise.fit_slab(data, proj, net, iterations=20, lr=2e-3, lr_end=2e-4,
+                                      gain=0.5, holdout=stop,
+                                      callback=lambda it, v: vols.append(v.numpy().copy()))
         runs.append((losses, vols, stop))
     (l0, v0, s0), (l1, v1, s1) = runs
     assert [l for _, l, _ in l0] == [l for _, l, _ in l1]
@@ -150,9 +150,10 @@ def test_early_stopping_keeps_the_best_held_out_weights():
     stop = EarlyStopping(mask[:, None], every=5, patience=3)
     net = model.build_network(dict(width=32, depth=3), seed=0)
     iterations = 80
-    vol, losses = fit.fit_slab(meas, proj, net, iterations=iterations, lr=3e-3,
-                               lr_end=3e-4, gain=fit.output_gain(meas, 8), holdout=stop,
-                               callback=lambda it, v: vols.__setitem__(it, v.numpy().copy()))
+    vol, losses = optimise.fit_slab(
+        meas, proj, net, iterations=iterations, lr=3e-3, lr_end=3e-4,
+        gain=model.output_gain(meas, 8), holdout=stop,
+        callback=lambda it, v: vols.__setitem__(it, v.numpy().copy()))
     steps = [s for s, _ in stop.history[0]]
     held = [h for _, h in stop.history[0]]
     best = steps[int(np.argmin(held))]
@@ -168,7 +169,7 @@ def test_early_stopping_keeps_the_best_held_out_weights():
     # and the network itself holds the kept weights
     with torch.no_grad():
         coords = model.slab_coordinates(8, 2, 16, mode="unit").reshape(-1, 3)
-        again = fit.output_gain(meas, 8) * net(coords).reshape(8, 2, 16).numpy()
+        again = model.output_gain(meas, 8) * net(coords).reshape(8, 2, 16).numpy()
     np.testing.assert_array_equal(again, vol)
 
 
@@ -176,8 +177,8 @@ def test_patience_zero_runs_every_iteration_and_evaluates_the_final_weights():
     meas, proj = noisy_blob_slab(sigma=0.0)
     stop = EarlyStopping(holdout_mask(meas.shape, 0.2, 0)[:, None], every=4, patience=0)
     net = model.build_network(dict(width=16, depth=2), seed=0)
-    _, losses = fit.fit_slab(meas, proj, net, iterations=10, lr=2e-3, lr_end=2e-4,
-                             gain=0.5, holdout=stop)
+    _, losses = optimise.fit_slab(meas, proj, net, iterations=10, lr=2e-3, lr_end=2e-4,
+                                  gain=0.5, holdout=stop)
     assert len(losses) == 10 and stop.stopped == [None]
     assert [s for s, _ in stop.history[0]] == [0, 4, 8, 10]  # 10: after the last step
 
@@ -197,7 +198,7 @@ def test_anchor_and_chunks_record_and_continue_from_the_kept_weights(tmp_path):
     f = fits[-1]
     with torch.no_grad():
         coords = model.slab_coordinates(6, f.y1 - f.y0, 16, mode="isotropic").reshape(-1, 3)
-        vol = fit.output_gain(stack, 6) * net(coords).reshape(6, f.y1 - f.y0, 16).numpy()
+        vol = model.output_gain(stack, 6) * net(coords).reshape(6, f.y1 - f.y0, 16).numpy()
     np.testing.assert_allclose(vol, f.volume, rtol=1e-6, atol=1e-7)
     # loss file: held-out column, the kept row marked; slab file: kept and stopped steps
     slabs.save_losses(tmp_path / "l.csv", [anchor] + fits)
@@ -222,9 +223,9 @@ def test_ensemble_with_holdout_equals_sequential_fits():
     cfg = dict(TINY, iterations=16, holdout_fraction=0.2, holdout_every=2, patience=2)
     start = model.build_network(cfg, seed=7).state_dict()
     group = [(1, 3, 6), (0, 0, 3), (2, 6, 9)]
-    seq, _ = fit.fit_chain(stack, angles, 6, group, dict(cfg, warm_start="anchor"),
-                           init_state=start, seed=0, anchor=False)
-    ens, _ = fit.fit_ensemble(stack, angles, 6, group, cfg, init_state=start, seed=0)
+    seq, _ = drivers.fit_chain(stack, angles, 6, group, dict(cfg, warm_start="anchor"),
+                               init_state=start, seed=0, anchor=False)
+    ens, _ = drivers.fit_ensemble(stack, angles, 6, group, cfg, init_state=start, seed=0)
     for a, b in zip(seq, ens):
         assert (b.kept, b.stopped) == (a.kept, a.stopped)
         np.testing.assert_allclose([h for _, h in b.holdout], [h for _, h in a.holdout],

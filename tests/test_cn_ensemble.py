@@ -8,7 +8,7 @@ import torch
 
 from wedgebench.phantoms import make_phantom
 from wedgebench.projector import Projector
-from wedgebench.recon.cn import fit, model
+from wedgebench.recon.cn import drivers, fit, model, optimise
 from wedgebench.recon.cn.ensemble import NetworkEnsemble, ensemble_groups
 from wedgebench.tiltseries import simulate_tiltseries
 
@@ -47,9 +47,9 @@ def test_ensemble_gradient_is_each_slabs_own_gradient(data, monkeypatch):
     kwargs = dict(iterations=1, lr=1e-3, lr_end=1e-4, gain=0.1, reg_weight=0.5,
                   coordinates="isotropic")
     nets = [model.build_network(CFG, seed=s) for s in range(3)]
-    fit.fit_slabs(rows, proj, [copy.deepcopy(n) for n in nets], **kwargs)
+    optimise.fit_slabs(rows, proj, [copy.deepcopy(n) for n in nets], **kwargs)
     for i, net in enumerate(nets):
-        fit.fit_slab(rows[:, i], proj, net, **kwargs)
+        optimise.fit_slab(rows[:, i], proj, net, **kwargs)
     batched, singles = RecordingAdamW.steps[0], RecordingAdamW.steps[1:]
     assert len(singles) == 3
     for i, single in enumerate(singles):
@@ -89,9 +89,10 @@ def test_ensemble_equals_sequential_fits_from_the_anchor(data, size, reg):
     cfg = dict(CFG, reg_weight=reg, ensemble_size=size)
     start = model.build_network(cfg, seed=7).state_dict()
     slabs = [(1, 4, 8), (0, 0, 4), (2, 8, 11), (3, 7, 11)]  # fitting order, one thinner
-    seq, seq_state = fit.fit_chain(stack, angles, 12, slabs, dict(cfg, warm_start="anchor"),
-                                   init_state=start, seed=0, anchor=False)
-    ens, ens_state = fit.fit_ensemble(stack, angles, 12, slabs, cfg, init_state=start, seed=0)
+    seq, seq_state = drivers.fit_chain(stack, angles, 12, slabs, dict(cfg, warm_start="anchor"),
+                                       init_state=start, seed=0, anchor=False)
+    ens, ens_state = drivers.fit_ensemble(stack, angles, 12, slabs, cfg, init_state=start,
+                                          seed=0)
     assert [(f.index, f.y0, f.y1) for f in ens] == slabs
     scale = max(float(np.abs(f.volume).max()) for f in seq)
     for a, b in zip(seq, ens):
@@ -108,18 +109,18 @@ def test_anchor_warm_start_makes_slabs_independent(data):
     stack, angles = data
     cfg = dict(CFG, iterations=5, warm_start="anchor")
     start = model.build_network(cfg, seed=7).state_dict()
-    both, _ = fit.fit_chain(stack, angles, 12, [(0, 0, 4), (1, 4, 8)], cfg, init_state=start,
-                            seed=0, anchor=False)
-    alone, _ = fit.fit_chain(stack, angles, 12, [(1, 4, 8)], cfg, init_state=start, seed=0,
-                             anchor=False)
+    both, _ = drivers.fit_chain(stack, angles, 12, [(0, 0, 4), (1, 4, 8)], cfg,
+                                init_state=start, seed=0, anchor=False)
+    alone, _ = drivers.fit_chain(stack, angles, 12, [(1, 4, 8)], cfg, init_state=start, seed=0,
+                                 anchor=False)
     np.testing.assert_array_equal(both[1].volume, alone[0].volume)
-    chained, _ = fit.fit_chain(stack, angles, 12, [(0, 0, 4), (1, 4, 8)],
-                               dict(cfg, warm_start="neighbour"), init_state=start, seed=0,
-                               anchor=False)
+    chained, _ = drivers.fit_chain(stack, angles, 12, [(0, 0, 4), (1, 4, 8)],
+                                   dict(cfg, warm_start="neighbour"), init_state=start, seed=0,
+                                   anchor=False)
     assert not np.array_equal(chained[1].volume, alone[0].volume)
     with pytest.raises(ValueError, match="warm_start"):
-        fit.fit_chain(stack, angles, 12, [(0, 0, 4)], dict(cfg, warm_start="left"),
-                      init_state=start, seed=0, anchor=False)
+        drivers.fit_chain(stack, angles, 12, [(0, 0, 4)], dict(cfg, warm_start="left"),
+                          init_state=start, seed=0, anchor=False)
 
 
 def test_chunk_job_uses_the_ensemble(data):
@@ -135,7 +136,7 @@ def test_chunk_job_uses_the_ensemble(data):
     for a, b in zip(seq, ens):
         np.testing.assert_allclose(b.volume, a.volume, rtol=0, atol=1e-6)
     torch.testing.assert_close(ens_state, seq_state, rtol=1e-4, atol=1e-6)
-    fits, same = fit.fit_ensemble(stack, angles, 12, [], cfg, init_state=state, seed=0)
+    fits, same = drivers.fit_ensemble(stack, angles, 12, [], cfg, init_state=state, seed=0)
     assert fits == [] and same.keys() == state.keys()
 
 
@@ -144,5 +145,5 @@ def test_ensemble_names_the_diverging_slab(data):
     stack = stack.copy()
     stack[0, 9, 5] = np.nan
     with pytest.raises(FloatingPointError, match=r"slab 2 \(y 8:11\) diverged at iteration 0"):
-        fit.fit_ensemble(stack, angles, 12, [(0, 0, 3), (1, 3, 6), (2, 8, 11)], CFG,
-                         init_state=None, seed=0)
+        drivers.fit_ensemble(stack, angles, 12, [(0, 0, 3), (1, 3, 6), (2, 8, 11)], CFG,
+                             init_state=None, seed=0)

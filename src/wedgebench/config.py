@@ -5,6 +5,10 @@ The JSON schema (``workflow/schemas/config.schema.yaml``) checks types and range
 and what is allowed, and adds the checks a schema cannot express (range
 min ≤ max, files that must exist, dataset names that must stay inside
 ``results/``).
+
+Import order: :mod:`.settings` (merging) ← :mod:`.methods` (the registry and its checks)
+← this module; ``deep_merge`` and ``dataset_settings`` are re-exported from
+:mod:`.settings` for the workflow and the benchmarks.
 """
 
 from __future__ import annotations
@@ -13,6 +17,13 @@ import re
 from pathlib import Path
 
 from .geometry import acquisition_label, tilt_angles
+from .io import InputError, read_mrc_header
+from .methods import method_problems
+from .settings import dataset_settings, deep_merge
+
+__all__ = ["ConfigError", "SAFE_NAME", "acquisition_angles", "check_config",
+           "dataset_acquisitions", "dataset_settings", "deep_merge", "duplicate_key_problems",
+           "isonet_settings"]
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -47,8 +58,6 @@ def check_config(config: dict, schema: dict) -> None:
         problems.append(f"config key '{_key(err.absolute_path)}': value {err.instance!r} "
                         f"is invalid: {err.message}{allowed}")
     if not problems:
-        from .methods import method_problems
-
         problems = _semantic_problems(config) + method_problems(config, schema)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
@@ -96,6 +105,37 @@ def _model_problems(config: dict, name: str, ds: dict) -> list[str]:
     return out
 
 
+#: The MRC input of each dataset kind that reads one: (params key, volume or stack).
+INPUT_MRC = {"custom": ("path", "volume"), "tiltseries": ("stack", "stack")}
+
+
+def _input_file_problems(key: str, ds: dict) -> list[str]:
+    """The MRC file of a ``custom`` (``params.path``, a volume of exactly ``shape``) or
+    ``tiltseries`` dataset (``params.stack``, a stack whose (y, x) match ``shape``'s),
+    checked from its header (:func:`wedgebench.io.read_mrc_header`): not an MRC,
+    truncated, not 3-D, a complex or unknown mode, a bad voxel size, a shape mismatch.
+    A missing file is reported by the existence check."""
+    if ds.get("kind") not in INPUT_MRC:
+        return []
+    fkey, kind = INPUT_MRC[ds["kind"]]
+    src = (ds.get("params") or {}).get(fkey)
+    if not src or not Path(src).is_file():
+        return []
+    where = f"config key '{key}.params.{fkey}'"
+    try:
+        header = read_mrc_header(src, kind)
+    except InputError as exc:
+        return [f"{where}: {exc}"]
+    shape = tuple(int(n) for n in ds.get("shape") or ())
+    if kind == "volume" and shape and header.shape != shape:
+        return [f"{where}: {src}: shape mismatch: the volume is {list(header.shape)} "
+                f"[z, y, x] but '{key}.shape' is {list(shape)}"]
+    if kind == "stack" and len(shape) == 3 and header.shape[1:] != shape[1:]:
+        return [f"{where}: {src}: shape mismatch: the stack's images are (y, x) = "
+                f"{header.shape[1:]} but '{key}.shape' gives (ny, nx) = {shape[1:]}"]
+    return []
+
+
 def _semantic_problems(config: dict) -> list[str]:
     out = _acquisition_problems(config.get("acquisitions"), "acquisitions")
     for name in config.get("run_datasets") or []:
@@ -112,17 +152,23 @@ def _semantic_problems(config: dict) -> list[str]:
                 ds.get("acquisitions") or config.get("acquisitions"), key):
             out += _model_problems(config, name, ds)
         params = ds.get("params") or {}
-        for fkey in ("path", "source", "stack", "tlt"):
+        out += _input_file_problems(key, ds)
+        for fkey in ("path", "source", "stack", "tlt", "rawtlt", "mdoc", "xf"):
             src = params.get(fkey)
             if src and not Path(src).is_file():
                 out.append(f"config key '{key}.params.{fkey}': file {src!r} does not exist")
         if ds.get("kind") == "custom" and not params.get("path"):
             out.append(f"config key '{key}.params.path': required for kind 'custom'")
         if ds.get("kind") == "tiltseries":
-            for fkey in ("stack", "tlt"):
-                if not params.get(fkey):
-                    out.append(f"config key '{key}.params.{fkey}': required for kind "
-                               "'tiltseries'")
+            if not params.get("stack"):
+                out.append(f"config key '{key}.params.stack': required for kind 'tiltseries'")
+            if not any(params.get(k) for k in ("tlt", "rawtlt", "mdoc")):
+                out.append(f"config key '{key}.params': kind 'tiltseries' needs the tilt "
+                           "angles: 'tlt', 'rawtlt' or 'mdoc'")
+            for fkey in ("dose_weighting", "dose_per_tilt"):
+                if params.get(fkey) and not params.get("mdoc"):
+                    out.append(f"config key '{key}.params.{fkey}': needs 'mdoc' (the "
+                               "acquisition order the dose accumulates in)")
     return out
 
 
@@ -144,21 +190,6 @@ def acquisition_angles(config: dict, dataset: str, label: str):
     """Tilt angles (degrees) of a simulated acquisition."""
     acq = dataset_acquisitions(config, dataset)[label]
     return tilt_angles(acq.get("range"), acq.get("step"), acq.get("angles"))
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """``over`` merged into a copy of ``base``; nested dicts are merged key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def dataset_settings(section: dict, dataset: str) -> dict:
-    """A method's settings for one dataset: its ``per_dataset`` entry merged over the
-    common settings (``per_dataset`` itself removed)."""
-    base = {k: v for k, v in section.items() if k != "per_dataset"}
-    return deep_merge(base, (section.get("per_dataset") or {}).get(dataset) or {})
 
 
 #: The ``isonet`` section for one dataset (the IsoNet benchmarks' name for it).

@@ -93,6 +93,30 @@ def acquisition_label(acq: dict) -> str:
     return "_".join([base, *tokens, "m" + hashlib.sha1(canon.encode()).hexdigest()[:6]])
 
 
+def even_odd_indices(angles, subset: str) -> np.ndarray:
+    """Indices of every other tilt in order of angle, in acquisition order.
+
+    ``"even"`` takes the 1st, 3rd, ... tilt of the angles sorted ascending (stable
+    sort), ``"odd"`` the 2nd, 4th, ...; the indices are returned sorted, so the
+    subset keeps the acquisition order. The convention of measured tilt series' even/odd
+    halves (:func:`wedgebench.measured.load_measured_series`) and of DeepDeWedge's tilt halves
+    (:func:`wedgebench.recon.deepdewedge.halves.split_tilts`).
+
+    Parameters
+    ----------
+    angles : array of float
+    subset : {"even", "odd"}
+
+    Returns
+    -------
+    ndarray of int
+    """
+    if subset not in ("even", "odd"):
+        raise ValueError(f"subset must be 'even' or 'odd', got {subset!r}")
+    order = np.argsort(np.asarray(angles, np.float64).ravel(), kind="stable")
+    return np.sort(order[{"even": 0, "odd": 1}[subset]::2])
+
+
 #: Default guard band (voxels) between the acquired central planes and the missing region.
 GUARD_VOXELS = 1.5
 

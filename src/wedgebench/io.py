@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -87,6 +88,124 @@ def read_mrc(path: str | os.PathLike, ndim: int = 3) -> tuple[np.ndarray, float]
         raise InputError(f"{path}: expected a {ndim}-D MRC, found shape {data.shape}")
     _check_finite(data, path)
     return data, (voxel if voxel > 0 else 1.0)
+
+
+#: Bytes of the fixed MRC header (before the extended header and the data).
+MRC_HEADER_BYTES = 1024
+
+#: MRC modes of real-valued data (0 int8, 1 int16, 2 float32, 6 uint16, 12 float16).
+REAL_MRC_MODES = (0, 1, 2, 6, 12)
+
+#: Largest relative difference between the voxel sizes of two axes that must agree.
+VOXEL_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class MrcHeader:
+    """What an MRC file's header says about its data.
+
+    Attributes
+    ----------
+    shape : (int, int, int)
+        ``(nz, ny, nx)``: ``[z, y, x]`` of a volume, ``[tilt, y, x]`` of a stack.
+    voxel_size : float
+        Å per voxel along x; 0 when the header leaves it unset.
+    mode : int
+        The MRC data mode (one of :data:`REAL_MRC_MODES`).
+    """
+
+    shape: tuple
+    voxel_size: float
+    mode: int
+
+
+def read_mrc_header(path: str | os.PathLike, kind: str = "volume") -> MrcHeader:
+    """Check an MRC file from its header alone (the data are not read).
+
+    The header is opened with ``mrcfile`` (``permissive=False``); then the data mode must be
+    a real-valued one, the file must hold one 3-D array of positive dimensions (a 2-D image
+    or a 4-D volume stack is refused), an uncompressed file must be at least as long as
+    its header says (header, extended header and data), and the voxel size must be finite
+    and not negative (0 = unset), the same along the axes that must agree (x, y and z of a
+    volume; x and y of a tilt stack) within :data:`VOXEL_TOLERANCE`. A gzip/bzip2 file is
+    not checked for truncation (that would mean decompressing it); reading it does.
+
+    Parameters
+    ----------
+    path : path-like
+    kind : {"volume", "stack"}
+        A volume ``[z, y, x]`` or a tilt stack ``[tilt, y, x]``.
+
+    Returns
+    -------
+    MrcHeader
+
+    Raises
+    ------
+    InputError
+        The message names the file and the reason.
+    """
+    import mrcfile
+    from mrcfile.utils import data_shape_from_header, dtype_from_mode
+
+    if kind not in ("volume", "stack"):
+        raise ValueError(f"kind must be 'volume' or 'stack', got {kind!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file does not exist")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(MRC_HEADER_BYTES)
+    compressed = head[:2] == b"\x1f\x8b" or head[:3] == b"BZh"
+    if not compressed and len(head) < MRC_HEADER_BYTES:
+        if len(head) >= 212 and head[208:212] == b"MAP ":
+            raise InputError(f"{path}: truncated MRC file: {size} bytes, shorter than the "
+                             f"{MRC_HEADER_BYTES}-byte MRC header")
+        raise InputError(f"{path}: not an MRC file ({size} bytes, shorter than the "
+                         f"{MRC_HEADER_BYTES}-byte MRC header)")
+    try:
+        with mrcfile.open(path, mode="r", header_only=True, permissive=False) as mrc:
+            h = mrc.header.copy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                voxel = tuple(float(v) for v in (mrc.voxel_size.x, mrc.voxel_size.y,
+                                                  mrc.voxel_size.z))
+    except Exception as exc:  # mrcfile raises ValueError/OSError/EOFError variants
+        raise InputError(f"{path}: not an MRC file ({exc})") from exc
+    mode = int(h.mode)
+    if mode not in REAL_MRC_MODES:
+        what = "complex values" if mode in (3, 4) else "an unknown data type"
+        raise InputError(f"{path}: MRC mode {mode} ({what}) is not supported; real-valued "
+                         f"modes are {list(REAL_MRC_MODES)}")
+    dims = (int(h.nz), int(h.ny), int(h.nx))
+    if min(dims) < 1:
+        raise InputError(f"{path}: the MRC header's dimensions (nz, ny, nx) = {dims} are not "
+                         "all positive")
+    shape = data_shape_from_header(h)
+    what = "volume [z, y, x]" if kind == "volume" else "tilt stack [tilt, y, x]"
+    if len(shape) != 3 or dims[0] == 1:
+        found = (f"a {len(shape)}-D volume stack of shape {shape} (space group {int(h.ispg)})"
+                 if len(shape) == 4 else f"a single 2-D image of {dims[1]} x {dims[2]} "
+                 "pixels (nz = 1)")
+        raise InputError(f"{path}: wrong number of dimensions: {found}; a 3-D {what} is "
+                         "needed")
+    expected = MRC_HEADER_BYTES + int(h.nsymbt) + int(np.prod(shape)) * \
+        dtype_from_mode(mode).itemsize
+    if not compressed and size < expected:
+        raise InputError(f"{path}: truncated MRC file: {size} bytes, but its header announces "
+                         f"{expected} (a {'x'.join(map(str, shape))} "
+                         f"{dtype_from_mode(mode).name} {what} after {MRC_HEADER_BYTES} + "
+                         f"{int(h.nsymbt)} header bytes)")
+    # a tilt stack's z "voxel" (cella.z / mz) says nothing about its pixels
+    names, need, axes = (("x, y, z", "cubic voxels", voxel) if kind == "volume" else
+                         ("x, y", "square pixels", voxel[:2]))
+    if not all(np.isfinite(v) and v >= 0 for v in axes):
+        raise InputError(f"{path}: the MRC header's voxel size ({names}) = {axes} Å is not "
+                         "valid (finite and >= 0 needed; 0 = unset)")
+    if axes[0] > 0 and any(v > 0 and abs(v - axes[0]) > VOXEL_TOLERANCE * axes[0]
+                           for v in axes[1:]):
+        raise InputError(f"{path}: the MRC header's voxel size differs between axes "
+                         f"({names}) = {axes} Å; {need} are needed")
+    return MrcHeader(shape=tuple(int(n) for n in shape), voxel_size=voxel[0], mode=mode)
 
 
 def write_mrc(path: str | os.PathLike, data: np.ndarray, voxel_size: float) -> None:

@@ -20,7 +20,7 @@ import re
 import string
 from pathlib import Path
 
-from .config import dataset_settings, deep_merge
+from .settings import dataset_settings, deep_merge
 
 #: A method name: a Python-style identifier (it names directories and table rows).
 METHOD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 
+
 def simulate_projections(vol: np.ndarray, angles_deg, oversampling: int = 3,
                          step: float = 0.5, n_det: int | None = None,
                          max_chunk_bytes: int = 256 * 2**20) -> np.ndarray:
@@ -160,29 +161,6 @@ def simulate_tiltseries(vol: np.ndarray, angles_deg, *, oversampling: int = 3,
     noise = dict(noise or {})
     proj = add_noise(proj, kind=noise.pop("kind", "none"), seed=seed, **noise)
     return normalise(proj, normalise_to_unit)
-
-
-def even_odd_indices(angles, subset: str) -> np.ndarray:
-    """Indices of every other tilt in order of angle, in acquisition order.
-
-    ``"even"`` takes the 1st, 3rd, ... tilt of the angles sorted ascending (stable
-    sort), ``"odd"`` the 2nd, 4th, ...; the indices are returned sorted, so the
-    subset keeps the acquisition order. The convention of :func:`load_measured` (and
-    of DeepDeWedge's tilt halves).
-
-    Parameters
-    ----------
-    angles : array of float
-    subset : {"even", "odd"}
-
-    Returns
-    -------
-    ndarray of int
-    """
-    if subset not in ("even", "odd"):
-        raise ValueError(f"subset must be 'even' or 'odd', got {subset!r}")
-    order = np.argsort(np.asarray(angles, np.float64).ravel(), kind="stable")
-    return np.sort(order[{"even": 0, "odd": 1}[subset]::2])
 
 
 def make_projector(vol: np.ndarray, opts: dict, phantom: dict | None = None, seed: int = 0):
@@ -379,33 +357,3 @@ def prepare_for_methods(acquired: np.ndarray, angles_deg, voxel_A: float, acq: d
         x = -x
     x /= 2.0 * phys.interaction_constant(_voltage(acq)) * vol_peak_scale
     return normalise(x, normalise_to_unit)
-
-
-def load_measured(stack_path, tlt_path, shape, subset: str = "all"):
-    """A user's measured tilt series, checked, optionally split into even/odd tilts.
-
-    Parameters
-    ----------
-    stack_path, tlt_path : path-like
-        MRC stack ``[tilt, y, x]`` and its IMOD ``.tlt``.
-    shape : [nz, ny, nx]
-        The configured reconstruction size; ny and nx must match the stack.
-    subset : {"all", "even", "odd"}
-        All tilts, or every other tilt in order of angle (for an even/odd FSC).
-
-    Returns
-    -------
-    stack (float32), angles (degrees), pixel size (Å)
-    """
-    from .io import InputError, read_tiltseries
-
-    stack, angles, pixel = read_tiltseries(stack_path, tlt_path)
-    if tuple(stack.shape[1:]) != tuple(shape[1:]):
-        raise InputError(f"{stack_path}: stack (y, x) = {stack.shape[1:]} does not match the "
-                         f"configured shape (ny, nx) = {tuple(shape[1:])}")
-    if subset != "all":
-        keep = even_odd_indices(angles, subset)
-        if keep.size < 2:
-            raise InputError(f"{tlt_path}: too few tilts to split into even/odd halves")
-        stack, angles = stack[keep], angles[keep]
-    return stack, angles, pixel

@@ -1,8 +1,15 @@
 """Coordinate-network (CN) reconstruction, fitted per y-slab.
 
-- :mod:`.model`: the SIREN coordinate network (optional Fourier features).
-- :mod:`.fit`: fitting a network to the tilt-series rows of a slab; anchor and
-  chunk drivers; :func:`~.fit.reconstruct` runs everything in one process.
+- :mod:`.model`: the SIREN coordinate network (optional Fourier features), its output
+  gain, coordinates and weight files.
+- :mod:`.fit`: the reconstruction over the slab plan: the anchor and chunk jobs;
+  :func:`~.fit.reconstruct` runs everything in one process.
+- :mod:`.drivers`: a list of slabs fitted from given weights, as a warm-started chain
+  (:func:`~.drivers.fit_chain`) or as batched ensembles (:func:`~.drivers.fit_ensemble`).
+- :mod:`.optimise`: the optimisation loop: one slab (:func:`~.optimise.fit_slab`) or a
+  batched ensemble of slabs (:func:`~.optimise.fit_slabs`).
+- :mod:`.loss`: the L1 reprojection loss of slabs and the finite-difference penalty.
+- :mod:`.schedule`: the learning-rate schedule.
 - :mod:`.slabs`: the slab plan, stitching with linear blending, slab/loss files.
 - :mod:`.ensemble`: many slab networks evaluated as one batched ensemble (``vmap``).
 - :mod:`.holdout`: held-out rays and early stopping (``cn.holdout_fraction``, ``cn_denoise``).
@@ -12,10 +19,11 @@ import importlib
 
 # Names are imported from their modules on first use (PEP 562), so that jobs that need
 # only .slabs (cn_merge) do not import torch through .fit and .model.
-_WHERE = {**dict.fromkeys(["fit_anchor", "fit_chain", "fit_chunk", "fit_ensemble", "fit_slab",
-                           "fit_slabs", "plan_for", "reconstruct"], "fit"),
+_WHERE = {**dict.fromkeys(["fit_anchor", "fit_chunk", "plan_for", "reconstruct"], "fit"),
+          **dict.fromkeys(["SlabFit", "fit_chain", "fit_ensemble"], "drivers"),
+          **dict.fromkeys(["fit_slab", "fit_slabs"], "optimise"),
           **dict.fromkeys(["CoordinateNetwork", "build_network", "load_weights",
-                           "n_parameters", "save_weights"], "model"),
+                           "n_parameters", "output_gain", "save_weights"], "model"),
           **dict.fromkeys(["make_plan", "merge", "postprocess"], "slabs")}
 
 
@@ -24,6 +32,7 @@ def __getattr__(name):
         return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["CoordinateNetwork", "build_network", "fit_anchor", "fit_chain", "fit_chunk",
-           "fit_ensemble", "fit_slab", "fit_slabs", "load_weights", "make_plan", "merge",
-           "n_parameters", "plan_for", "postprocess", "reconstruct", "save_weights"]
+__all__ = ["CoordinateNetwork", "SlabFit", "build_network", "fit_anchor", "fit_chain",
+           "fit_chunk", "fit_ensemble", "fit_slab", "fit_slabs", "load_weights", "make_plan",
+           "merge", "n_parameters", "output_gain", "plan_for", "postprocess", "reconstruct",
+           "save_weights"]

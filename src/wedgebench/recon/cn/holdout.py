@@ -97,7 +97,7 @@ def holdout_mask(shape, fraction: float, seed: int) -> np.ndarray:
 class EarlyStopping:
     """The held-out rays of ``S`` slabs fitted together, and the record of their losses.
 
-    Passed to :func:`~.fit.fit_slab` (``S = 1``) or :func:`~.fit.fit_slabs`, which
+    Passed to :func:`~.optimise.fit_slab` (``S = 1``) or :func:`~.optimise.fit_slabs`, which
     evaluate the held-out losses at step 0, every ``every`` steps and after the last
     step, call :meth:`update`, stop when :attr:`done`, and load each slab's
     :attr:`best_state` before evaluating its volume.

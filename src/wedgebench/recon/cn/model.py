@@ -23,6 +23,14 @@ Optional Fourier-feature encoding (Tancik et al. 2020): the coordinates are
 first mapped to ``[sin(2π B p), cos(2π B p)]`` with a fixed Gaussian matrix
 ``B ~ N(0, scale²)`` of shape ``(n_features, 3)``, stored as a buffer so that it
 is part of the state dict (and therefore of every checkpoint and warm start).
+
+Output gain: the slab volume is ``gain · f(p)`` (:func:`output_gain`). With
+``output_scale: auto`` the gain is ``max(tilt series) / thickness`` (the density of a
+column that alone would produce the brightest measured pixel), so that the network works
+with outputs of order one whatever the thickness and normalisation of the data; the paper
+uses no gain (``output_scale: 1``). Without it a SIREN spends its first hundreds of
+iterations shrinking its default-initialised output to the data's tiny density scale
+(≈ 0.02–0.1 for data normalised to [0, 1]).
 """
 
 from __future__ import annotations
@@ -182,6 +190,26 @@ def options(cfg: dict | None) -> dict:
     if unknown:
         raise ValueError(f"unknown cn option(s) {unknown}; allowed: {sorted(CN_DEFAULTS)}")
     return {**CN_DEFAULTS, **cfg}
+
+
+def output_gain(stack: np.ndarray, thickness: int, output_scale="auto") -> float:
+    """The factor between network output and density (module docstring, *Output gain*).
+
+    Parameters
+    ----------
+    stack : ndarray ``[tilt, y, x]``
+        The whole tilt series (every slab of a reconstruction uses the same gain).
+    thickness : int
+    output_scale : "auto" or float > 0
+    """
+    if output_scale == "auto":
+        peak = float(np.max(np.abs(stack)))
+        return peak / int(thickness) if peak > 0 else 1.0
+    if isinstance(output_scale, bool) or not isinstance(output_scale, (int, float)) \
+            or not output_scale > 0:
+        raise ValueError(f"cn output_scale must be 'auto' or a number > 0, got "
+                         f"{output_scale!r}")
+    return float(output_scale)
 
 
 def build_network(cfg: dict, seed: int = 0) -> CoordinateNetwork:

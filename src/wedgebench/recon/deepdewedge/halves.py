@@ -2,9 +2,10 @@
 
 Two ways to split one acquisition into halves with independent noise:
 
-* **tilts** — every other tilt in order of angle (:func:`split_tilts`, the convention of
-  :func:`wedgebench.tiltseries.load_measured`): ``v0`` from the even tilts, ``v1`` from the
-  odd ones. Each half has half the dose and twice the angular step.
+* **tilts** — every other tilt in order of angle (:func:`split_tilts`, by
+  :func:`wedgebench.geometry.even_odd_indices`, the convention of measured data's
+  halves): ``v0`` from the even tilts, ``v1`` from the odd ones. Each half has half the
+  dose and twice the angular step.
 * **frames** — when the acquisition supplies even/odd movie frames (two stacks of *all*
   tilts, summed from the even and the odd frames of every tilt's movie), each half is the
   reconstruction of one frame stack at all angles (:func:`frame_half_tomograms`). The paper
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from wedgebench.io import InputError
-from wedgebench.tiltseries import even_odd_indices
+from wedgebench.geometry import even_odd_indices
 
 
 def split_tilts(stack: np.ndarray, angles, which: str):
