@@ -1,6 +1,21 @@
 # Tilt series: simulated from a ground truth (noise-free, or through an acquisition model:
 # `acquire` simulates the detector images, `tiltseries` corrects them for the methods), or
-# a user's measured stack and .tlt.
+# a user's measured stack with its .tlt/.rawtlt, SerialEM .mdoc and IMOD .xf
+# (`import_tiltseries`; the metadata are checked here, before any job).
+from wedgebench.measured import dataset_files, measured_problems
+
+MEASURED_PROBLEMS = [
+    p
+    for ds in selected_datasets()
+    if not has_ground_truth(ds)
+    for p in measured_problems(
+        config["datasets"][ds]["params"],
+        config["datasets"][ds]["shape"],
+        f"datasets.{ds}",
+    )
+]
+if MEASURED_PROBLEMS:
+    raise ConfigError("invalid measured data:\n  " + "\n  ".join(MEASURED_PROBLEMS))
 
 
 rule acquire:
@@ -87,13 +102,17 @@ rule tiltseries_frames:
         "../../scripts/tiltseries_frames.py"
 
 
+# A measured stack, aligned (.xf), sorted by tilt angle, dose-weighted if asked (prior dose
+# in the mdoc's acquisition order), all tilts or every other one, with its acquisition
+# record (angles, acquisition order, dose and prior dose per tilt).
 rule import_tiltseries:
     input:
-        mrc=lambda w: dataset_config(w)["params"]["stack"],
-        tlt=lambda w: dataset_config(w)["params"]["tlt"],
+        # the user's files: stack, .tlt, .rawtlt, .mdoc, .xf
+        unpack(lambda w: dataset_files(dataset_config(w)["params"])),
     output:
         mrc="results/{dataset}/{half}/tiltseries.mrc",
         tlt="results/{dataset}/{half}/tiltseries.tlt",
+        meta="results/{dataset}/{half}/acquisition.json",
     log:
         "results/logs/{dataset}/{half}/import_tiltseries.log",
     wildcard_constraints:
@@ -111,8 +130,10 @@ rule import_tiltseries:
             "measured-odd": "odd",
         }[w.half],
         shape=dataset_shape,
+        measured=lambda w: dict(dataset_config(w)["params"]),
     script:
         "../../scripts/import_tiltseries.py"
 
 
 ruleorder: import_tiltseries > tiltseries
+ruleorder: import_tiltseries > acquire
