@@ -13,8 +13,10 @@ do not alias. No further low-pass filter is applied (as in the paper).
 The molecule's scattering-weighted centre (weights ``occupancy · Σ a_k``) is put
 at the box centre ``((n - 1) / 2)`` on every axis; atom ``(x, y, z)`` maps to
 array axes ``(2, 1, 0)``. Only the first model and the first alternative
-conformation are used; waters and other hetero residues are removed unless
-``waters`` / ``ligands`` are true.
+conformation are used; waters and ligands (non-polymer hetero residues) are removed
+unless ``waters`` / ``ligands`` are true. Modified residues of a polymer chain (e.g. MSE,
+CSO), which PDB files also flag HETATM, are part of the protein and always kept (gemmi's
+entity types, as in ``gemmi.Structure.remove_ligands_and_waters``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def read_atoms(path, waters: bool = False, ligands: bool = False):
     waters : bool
         Keep water molecules.
     ligands : bool
-        Keep hetero residues other than water.
+        Keep ligands: hetero residues that are neither water nor part of a polymer
+        (modified residues of a chain, e.g. MSE, are always kept).
 
     Returns
     -------
@@ -59,11 +62,13 @@ def read_atoms(path, waters: bool = False, ligands: bool = False):
         raise InputError(f"{path}: not a readable PDB/mmCIF file ({exc})") from exc
     if len(st) == 0:
         raise InputError(f"{path}: no models")
+    st.setup_entities()  # entity types: a HETATM residue inside a chain is Polymer
     xyz, elements, b_iso, occ = [], [], [], []
     for chain in st[0]:
         for res in chain:
             water = res.is_water()
-            ligand = res.het_flag == "H" and not water
+            ligand = (res.het_flag == "H" and not water
+                      and res.entity_type != gemmi.EntityType.Polymer)
             if (water and not waters) or (ligand and not ligands):
                 continue
             alts = [atom.altloc for atom in res if atom.has_altloc()]
@@ -143,7 +148,7 @@ def generate(shape, voxel_size: float = 1.0, seed: int = 0, *, pdb=None, b_facto
     b_factor : float, optional
         Uniform B-factor in Å² for every atom (default: the file's B-factors).
     waters, ligands : bool
-        Keep waters / other hetero residues (default: removed).
+        Keep waters / ligands (non-polymer hetero residues) (default: removed).
     normalise : bool
         Scale to maximum 1 (otherwise the units are scattering-factor Å per Å³).
     spin : float, optional
