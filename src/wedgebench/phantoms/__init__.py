@@ -9,6 +9,7 @@ shapes      :mod:`wedgebench.phantoms.shapes` (mixed geometric shapes)
 p22         :mod:`wedgebench.phantoms.p22` (procedural phage or real map)
 ubiquitin   :mod:`wedgebench.phantoms.ubiquitin` (atomic model → map)
 custom      :mod:`wedgebench.phantoms.custom` (a user's MRC volume)
+crowded     :mod:`wedgebench.phantoms.crowded` (cytoplasm: particle classes, vesicles, filaments)
 =========== ==========================================================
 
 ``spheres`` and ``shapes`` are continuous objects rasterised at the voxel centres;
@@ -26,7 +27,7 @@ import numpy as np
 
 from wedgebench.io import InputError
 
-GENERATORS = ("spheres", "shapes", "p22", "ubiquitin", "custom")
+GENERATORS = ("spheres", "shapes", "p22", "ubiquitin", "custom", "crowded")
 """The phantom kinds; kind ``k`` is :func:`wedgebench.phantoms.<k>.generate`, imported only
 when used (a phantom job loads only its own kind's dependencies)."""
 
