@@ -88,7 +88,7 @@ def tuning_config(base: dict, tune: dict) -> tuple[dict, dict]:
             families.setdefault(kind, {})[family] = [kind, *cands]
             for name, over in cands.items():
                 methods[name] = {"kind": kind, **over}
-    for kind, keys in tune["budget"]["keys"].items():
+    for kind, keys in ((tune.get("budget") or {}).get("keys") or {}).items():
         methods.setdefault(kind, {"kind": kind})
         names = []
         for f in tune["budget"]["factors"]:

@@ -26,6 +26,7 @@ from wedgebench.recon.deepdewedge.options import (
     extraction_size,
     options_from_config,
 )
+from wedgebench.budgets import apply_budget
 from wedgebench.methods import (
     from_method,
     method_settings,
@@ -82,8 +83,12 @@ def method_kind(name):
 
 
 def settings(wildcards):
-    """The settings of ``wildcards.method`` for ``wildcards.dataset`` (a plain dict)."""
-    return method_settings(config, wildcards.method, base_dataset(wildcards.dataset))
+    """The settings of ``wildcards.method`` for ``wildcards.dataset`` (a plain dict), its
+    ``budget`` applied (iterations or epochs scaled)."""
+    name = wildcards.method
+    return apply_budget(
+        method_kind(name), method_settings(config, name, base_dataset(wildcards.dataset))
+    )
 
 
 def method_threads(wildcards):

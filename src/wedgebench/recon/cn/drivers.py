@@ -163,7 +163,8 @@ def fit_chain(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict, *
                          f"{cfg['warm_start']!r}")
     torch.manual_seed(int(seed))
     if projector is None:
-        projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
+        projector = Projector(thickness, stack.shape[2], angles_deg, device=device,
+                              model=cfg["projector"])
     net = _start_network(cfg, init_state, seed)
     start = _cpu_state(net) if cfg["warm_start"] == "anchor" else None
     kwargs = _fit_options(cfg, stack, thickness, log, anchor)
@@ -209,7 +210,8 @@ def fit_ensemble(stack: np.ndarray, angles_deg, thickness: int, slabs, cfg: dict
     cfg = options(cfg)
     torch.manual_seed(int(seed))
     if projector is None:
-        projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
+        projector = Projector(thickness, stack.shape[2], angles_deg, device=device,
+                              model=cfg["projector"])
     start = _start_network(cfg, init_state, seed)
     kwargs = _fit_options(cfg, stack, thickness, log, anchor=False)
     mask = _held_out_rays(stack, cfg, seed)

@@ -84,7 +84,8 @@ def fit_chunk(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, chunk: i
     """
     cfg = options(cfg)
     plan = plan_for(stack.shape, cfg)
-    projector = Projector(thickness, stack.shape[2], angles_deg, device=device)
+    projector = Projector(thickness, stack.shape[2], angles_deg, device=device,
+                              model=cfg["projector"])
     runs = plan.chunk_slabs(chunk)
     if log is not None:
         log.info("CN chunk %d: runs %s, %s", chunk, [[s[0] for s in r] for r in runs],

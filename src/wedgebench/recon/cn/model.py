@@ -52,7 +52,7 @@ CN_DEFAULTS = {
     "lr_end": 1.0e-4, "reg_weight": 0.0, "output": "clip_rescale", "mixed_precision": True,
     "log_every": 0, "mem_mb": 2000, "runtime": 60, "warm_start": "neighbour",
     "ensemble": False, "ensemble_size": 0, "holdout_fraction": 0.0, "holdout_every": 10,
-    "patience": 5,
+    "patience": 5, "projector": "footprint", "budget": 1.0,
 }
 
 ENCODINGS = ("none", "fourier")
