@@ -87,7 +87,8 @@ def settings(wildcards):
     ``budget`` applied (iterations or epochs scaled)."""
     name = wildcards.method
     return apply_budget(
-        method_kind(name), method_settings(config, name, base_dataset(wildcards.dataset))
+        method_kind(name),
+        method_settings(config, name, base_dataset(wildcards.dataset)),
     )
 
 
