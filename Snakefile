@@ -25,6 +25,7 @@ include: "workflow/rules/deepdewedge.smk"
 include: "workflow/rules/external.smk"
 include: "workflow/rules/precomputed.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/downstream.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -8,7 +8,7 @@ from wedgebench.report.table import build_table1, summarise, summary_markdown
 
 sm = snakemake  # noqa: F821
 log = runlog.start(sm.log[0], sm.threads)
-methods = sm.params.methods  # name -> {kind, variant_of}, in the registry's order
+methods = sm.params.methods  # name -> {kind, variant_of, family, budget}, registry order
 records = []
 for path in sm.input:
     m = read_json(path)
@@ -16,7 +16,8 @@ for path in sm.input:
                     "method": m["method"], "replicate": m.get("replicate", 1),
                     "shape": m.get("shape"),
                     **methods[m["method"]], "metrics": m,
-                    "runtime_s": m["runtime_s"], "wall_s": m["wall_s"]})
+                    "runtime_s": m["runtime_s"], "wall_s": m["wall_s"],
+                    "cpu_s": m.get("cpu_s")})
 table = build_table1(records, order=list(methods))
 summary = summarise(table)
 log.info("table 1 (%d replicate rows):\n%s", len(table), summary.to_string())

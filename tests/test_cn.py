@@ -296,11 +296,12 @@ def test_postprocess_and_runtime_summary(tmp_path):
     v = np.array([-1.0, 0.2, 0.6, 2.0], np.float32)
     np.testing.assert_allclose(slabs.postprocess(v, "clip_rescale"), [0, 0.2, 0.6, 1])
     np.testing.assert_array_equal(slabs.postprocess(v, "raw"), v)
-    head = "s\th:m:s\tmax_rss\n"
+    head = "s\th:m:s\tmax_rss\tcpu_time\n"
     for name, s in (("a", 10.0), ("c0", 5.0), ("c1", 7.5)):
-        (tmp_path / f"{name}.tsv").write_text(head + f"{s}\t0:00:10\t1.0\n")
+        (tmp_path / f"{name}.tsv").write_text(head + f"{s}\t0:00:10\t1.0\t{2 * s}\n")
     rt = slabs.runtime_summary(tmp_path / "a.tsv", [tmp_path / "c0.tsv", tmp_path / "c1.tsv"])
     assert rt["runtime_s"] == pytest.approx(22.5) and rt["wall_s"] == pytest.approx(17.5)
+    assert rt["cpu_s"] == pytest.approx(45.0)
 
 
 def test_chunks_reproduce_the_single_process_reconstruction():

@@ -65,9 +65,9 @@ def test_reconstruction_metrics_and_files(ddw_run):
         assert runtime["runtime_s"] > 0
         sub = read_subtomos(base / "deepdewedge" / "subtomos.star")
         assert sub["cubes0"].shape[1:] == (12, 12, 12)  # ceil_to_even(sqrt(2) * 8)
-        state = load_state(base / "deepdewedge" / "fit" / "block_2.pt")
+        state = load_state(base / "deepdewedge" / "fit" / "epoch_2.pt")
         assert state["epoch"] == 2
-        history = (base / "deepdewedge" / "fit" / "block_2.csv").read_text().splitlines()
+        history = (base / "deepdewedge" / "fit" / "epoch_2.csv").read_text().splitlines()
         assert history[0].split(",")[:2] == ["epoch", "train_loss"] and len(history) == 3
         assert "seconds" in history[0]
 
@@ -95,16 +95,16 @@ def test_raising_epochs_reuses_finished_blocks(ddw_run):
     work, _ = ddw_run
     fits = {acq: work / "results" / "spheres" / acq / "deepdewedge" / "fit" for acq in
             (TILTS, FRAMES)}
-    before = {(a, k): (f / f"block_{k}.pt").stat().st_mtime_ns for a, f in fits.items()
+    before = {(a, k): (f / f"epoch_{k}.pt").stat().st_mtime_ns for a, f in fits.items()
               for k in (1, 2)}
     second = run_snakemake(work, ddw_config(epochs=4), *targets())
     counts = planned_jobs(second)
     assert counts == {"ddw_fit": 4, "ddw_refine": 2, "ddw_runtime": 2, "metrics": 2}, counts
     for (acq, k), mtime in before.items():
-        assert (fits[acq] / f"block_{k}.pt").stat().st_mtime_ns == mtime
+        assert (fits[acq] / f"epoch_{k}.pt").stat().st_mtime_ns == mtime
     for acq, f in fits.items():
-        assert load_state(f / "block_4.pt")["epoch"] == 4
-        assert len((f / "block_4.csv").read_text().splitlines()) == 5
+        assert load_state(f / "epoch_4.pt")["epoch"] == 4
+        assert len((f / "epoch_4.csv").read_text().splitlines()) == 5
         assert "after 4 epochs" in (work / "results" / "logs" / "spheres" / acq /
                                     "deepdewedge" / "refine.log").read_text()
     third = run_snakemake(work, ddw_config(epochs=4), *targets())

@@ -77,7 +77,7 @@ def test_to_markdown():
     md = to_markdown(df)
     lines = md.strip().splitlines()
     assert len(lines) == 2 + 4
-    assert lines[0].startswith("| dataset | acquisition | method | replicate | kind | variant_of | PSNR")
+    assert lines[0].startswith("| dataset | acquisition | method | replicate | kind | variant_of | family | budget | PSNR")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
     assert "–" in md  # NaN cells
 

@@ -351,21 +351,23 @@ def read_star_columns(path: str | os.PathLike) -> dict[str, list[str]]:
     return {n: [r[i] for r in rows] for i, n in enumerate(names)}
 
 
-def read_benchmark_seconds(paths) -> float:
-    """Total run time in seconds from Snakemake benchmark TSV files.
+def read_benchmark_seconds(paths, column: str = "s") -> float:
+    """Total seconds from Snakemake benchmark TSV files.
 
-    Each file's column ``s`` (wall-clock seconds) is read; a file with several rows
-    (``benchmark: repeat(...)``) contributes the mean of its rows, i.e. one run; the
+    Each file's ``column`` is read: ``s`` (wall-clock seconds, the default) or
+    ``cpu_time`` (user + system CPU seconds of the job's processes); a file with several
+    rows (``benchmark: repeat(...)``) contributes the mean of its rows, i.e. one run; the
     files (e.g. the stages of one reconstruction) are summed.
 
     Parameters
     ----------
     paths : path-like or iterable of path-like
+    column : {"s", "cpu_time"}
 
     Raises
     ------
     InputError
-        A file is missing, unreadable, empty, or has no numeric ``s`` column.
+        A file is missing, unreadable, empty, or has no numeric ``column``.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -379,10 +381,10 @@ def read_benchmark_seconds(paths) -> float:
             df = pd.read_csv(path, sep="\t")
         except Exception as exc:
             raise InputError(f"{path}: not a readable benchmark TSV ({exc})") from exc
-        if "s" not in df.columns or df.empty:
-            raise InputError(f"{path}: no 's' column or no rows")
-        s = pd.to_numeric(df["s"], errors="coerce")
+        if column not in df.columns or df.empty:
+            raise InputError(f"{path}: no {column!r} column or no rows")
+        s = pd.to_numeric(df[column], errors="coerce")
         if s.isna().any():
-            raise InputError(f"{path}: non-numeric values in column 's'")
+            raise InputError(f"{path}: non-numeric values in column {column!r}")
         total += float(s.mean())
     return total

@@ -20,6 +20,8 @@ import re
 import string
 from pathlib import Path
 
+from .budgets import BUDGET_KEYS, ladder_methods
+from .io import InputError
 from .settings import dataset_settings, deep_merge
 
 #: A method name: a Python-style identifier (it names directories and table rows).
@@ -41,7 +43,7 @@ PATH_FIELDS = frozenset({"dataset", "acq", "rep"})
 FROM_ALIASES = {"wbp": "imod_wbp"}
 
 #: Spec keys that are not settings of the kind (never merged into its section).
-SPEC_KEYS = ("kind", "description", "threads", "gpu", "from")
+SPEC_KEYS = ("kind", "description", "threads", "gpu", "from", "budget_of")
 
 
 def normalise_methods(methods) -> dict[str, dict]:
@@ -49,6 +51,40 @@ def normalise_methods(methods) -> dict[str, dict]:
     if isinstance(methods, dict):
         return {str(k): dict(v or {}) for k, v in methods.items()}
     return {str(k): {"kind": str(k)} for k in (methods or [])}
+
+
+def full_registry(config: dict) -> dict[str, dict]:
+    """The registry with the budget ladder's rungs (config ``budgets``) added after the
+    configured methods (:func:`wedgebench.budgets.ladder_methods`).
+
+    Raises
+    ------
+    InputError
+        A bad ladder (naming the key).
+    """
+    registry = normalise_methods(config.get("methods"))
+    return {**registry, **ladder_methods(registry, config.get("budgets"))}
+
+
+def run_order(config: dict, registry: dict | None = None) -> list[str]:
+    """The methods a run scores, in order: ``run_methods`` (else every configured method),
+    each followed by its ladder's rungs (methods whose ``budget_of`` names it)."""
+    registry = full_registry(config) if registry is None else registry
+    base = list(config.get("run_methods") or normalise_methods(config.get("methods")))
+    out = []
+    for name in base:
+        out.append(name)
+        out += [n for n, spec in registry.items()
+                if spec.get("budget_of") == name and n not in base]
+    return out
+
+
+def budget_family(name: str, spec: dict) -> str:
+    """The ladder a method belongs to in tables and figures: its ``budget_of``, else its
+    own name for a learned kind, else ``""`` (no ladder: the baselines, other programs)."""
+    if spec.get("budget_of"):
+        return str(spec["budget_of"])
+    return name if spec.get("kind") in BUDGET_KEYS else ""
 
 
 def template_fields(template: str) -> list[str]:
@@ -128,8 +164,13 @@ def method_problems(config: dict, schema: dict) -> list[str]:
     kinds = schema["definitions"]["method_kind"]["enum"]
     with_settings = [k for k in kinds if k in schema["properties"]]
     raw = config.get("methods")
-    registry = normalise_methods(raw)
     out = []
+    try:
+        registry = full_registry(config)
+    except InputError as exc:
+        registry = normalise_methods(raw)
+        out.append(str(exc))
+    config = {**config, "methods": registry}  # the ladder's rungs are methods like any
     if isinstance(raw, list):
         for name in raw:
             if name not in with_settings:
@@ -166,6 +207,7 @@ def method_problems(config: dict, schema: dict) -> list[str]:
                        "(where the method writes its MRC)")
         if "{tomogram}" in str(spec.get("command")) and src is None:
             out.append(f"config key '{key}.command': {{tomogram}} needs `from:` (e.g. from: wbp)")
+        out += _budget_of_problems(config, registry, name, spec, key)
         if kind in with_settings:
             out += _settings_problems(config, schema, name, kind, key, jsonschema)
     lower = [n.lower() for n in registry]
@@ -178,6 +220,26 @@ def method_problems(config: dict, schema: dict) -> list[str]:
             out.append(f"config key 'run_methods': value {name!r} is not a configured method "
                        f"(allowed: {sorted(registry)})")
     return out
+
+
+def _budget_of_problems(config, registry, name, spec, key) -> list[str]:
+    """``budget_of`` must name a registered method of the same learned kind whose settings
+    differ from this one's in ``budget`` alone (rungs share work: docs, Budgets)."""
+    base = spec.get("budget_of")
+    if base is None:
+        return []
+    if base not in registry and base != spec.get("kind"):
+        return [f"config key '{key}.budget_of': value {base!r} is not a method (allowed: "
+                f"{sorted(registry)})"]
+    if spec.get("kind") not in BUDGET_KEYS:
+        return [f"config key '{key}.budget_of': only learned methods have budgets (kinds "
+                f"{sorted(BUDGET_KEYS)})"]
+    other = {k: v for k, v in _spec_over_section(config, base).items() if k != "budget"}
+    mine = {k: v for k, v in _spec_over_section(config, name).items() if k != "budget"}
+    if registry.get(base, {"kind": base}).get("kind") != spec.get("kind") or other != mine:
+        return [f"config key '{key}.budget_of': {name!r} and {base!r} differ in more than "
+                "`budget`, so they cannot share work as one budget ladder"]
+    return []
 
 
 def _template_problems(template, allowed, key) -> list[str]:

@@ -28,9 +28,11 @@ from wedgebench.recon.deepdewedge.options import (
 )
 from wedgebench.budgets import apply_budget
 from wedgebench.methods import (
+    budget_family,
     from_method,
+    full_registry,
     method_settings,
-    normalise_methods,
+    run_order,
     variant_of,
 )
 
@@ -44,7 +46,11 @@ check_config(config, SCHEMA_DICT)
 validate(config, SCHEMA)  # fills defaults from the schema
 
 CONDA_ENV = "../../envs/wedgebench.yaml"  # for --sdm conda; relative to the rule files
-METHODS = normalise_methods(config["methods"])
+# the registry with the budget ladder's rungs (`budgets:`); config["methods"] becomes the
+# expanded mapping so that every helper sees the rungs as methods
+METHODS = full_registry(config)
+RUN_ORDER = run_order(config, METHODS)
+config["methods"] = METHODS
 KINDS_WITH_SETTINGS = [
     k
     for k in SCHEMA_DICT["definitions"]["method_kind"]["enum"]
@@ -112,19 +118,48 @@ def method_source(wildcards):
 
 
 def run_methods():
-    """Methods this run scores: ``run_methods`` if set, else every registered one."""
-    return list(config.get("run_methods") or METHODS)
+    """Methods this run scores: ``run_methods`` if set, else every registered one, each
+    followed by the rungs of its budget ladder."""
+    return list(RUN_ORDER)
 
 
 def method_table_info():
-    """Per scored method: kind and the kind it is a variant of (for Table 1)."""
-    return {
-        n: {
+    """Per scored method: kind, the kind it is a variant of, its budget ladder and rung
+    (for Table 1 and the budget report)."""
+    info = {}
+    for n in run_methods():
+        spec = method_spec(n)
+        family = budget_family(n, spec)
+        budget = method_settings(config, n).get("budget") if family else None
+        info[n] = {
             "kind": method_kind(n),
-            "variant_of": variant_of(n, method_spec(n), KINDS_WITH_SETTINGS),
+            "variant_of": variant_of(n, spec, KINDS_WITH_SETTINGS),
+            "family": family,
+            "budget": budget,
         }
-        for n in run_methods()
-    }
+    return info
+
+
+def work_method(name):
+    """The method whose working directory holds a method's iterative work: for an IsoNet
+    or DeepDeWedge rung of a budget ladder, the ladder's base (refine iterations and
+    epoch blocks are prefixes of longer runs, so every rung shares them); else itself.
+    """
+    spec = method_spec(name)
+    base = spec.get("budget_of")
+    return base if base and spec["kind"] in ("isonet", "deepdewedge") else name
+
+
+def work_dir(wildcards):
+    """``results/{dataset}/{acq}/{work_method}``: where a method's shared work lives."""
+    return (
+        f"results/{wildcards.dataset}/{wildcards.acq}/{work_method(wildcards.method)}"
+    )
+
+
+def work_benchmarks(wildcards):
+    """The benchmark folder of a method's shared work (see ``work_method``)."""
+    return f"results/benchmarks/{wildcards.dataset}/{wildcards.acq}/{work_method(wildcards.method)}"
 
 
 def runtime_inputs(wildcards):
@@ -331,7 +366,83 @@ def all_targets():
     targets = ["results/report/table1.csv", "results/report/table1.md"]
     targets += expand_runs("results/report/figures/{dataset}/{acq}/orthoslices.png")
     targets += [f"results/report/figures/{ds}/sweep" for ds in sweep_datasets()]
+    if config["budgets"].get("methods"):
+        targets.append("results/report/budget")
+    if downstream_datasets():
+        targets.append("results/report/downstream")
+        targets += [
+            t
+            for t in expand_runs("results/report/figures/{dataset}/{acq}/picks.png")
+            if base_dataset(t.split("/")[3]) in downstream_datasets()
+        ]
     return targets
+
+
+# --- downstream tasks (crowded datasets) ---------------------------------------------
+#: The downstream settings a pick job depends on (others do not rerun picking).
+PICK_KEYS = (
+    "angular_step",
+    "peak_min_distance",
+    "num_peaks",
+    "score_threshold",
+    "threads",
+    "template_wedge",
+    "filter_target",
+    "invert_contrast",
+    "template_box",
+)
+
+
+def downstream_datasets():
+    """Selected datasets with a ground truth of particles (kind ``crowded``)."""
+    return [
+        ds for ds in selected_datasets() if config["datasets"][ds]["kind"] == "crowded"
+    ]
+
+
+def downstream_settings(keys=None):
+    """The ``downstream`` section (restricted to ``keys``)."""
+    s = dict(config["downstream"])
+    return s if keys is None else {k: s[k] for k in keys}
+
+
+def all_downstream_scores(wildcards=None):
+    """Every scored method's downstream record of every crowded dataset replicate."""
+    return [
+        p
+        for p in expand_runs(
+            "results/{dataset}/{acq}/downstream/{method}/scores.json", run_methods()
+        )
+        if base_dataset(p.split("/")[1]) in downstream_datasets()
+    ]
+
+
+def downstream_problems(check_settings, crowded_problems):
+    """Problems of the downstream settings and of every selected crowded dataset's
+    parameters (each naming its key), found before any job runs; pytme must be
+    installed when a run has downstream stages."""
+    out = []
+    if not downstream_datasets():
+        return out
+    try:
+        check_settings(config["downstream"])
+    except ValueError as exc:
+        out.append(str(exc))
+    for ds in downstream_datasets():
+        d = config["datasets"][ds]
+        for p in crowded_problems(
+            d["shape"], d.get("voxel_size", 10.0), **dict(d.get("params") or {})
+        ):
+            out.append(f"datasets.{ds}.params: {p}")
+    import shutil
+
+    if shutil.which("pytme") is None:
+        out.append(
+            "datasets of kind crowded are scored by template matching with pytme, which "
+            "is not installed: pip install -e '.[downstream]' (GPL-2.0; called as a "
+            "program, never imported)"
+        )
+    return out
 
 
 wildcard_constraints:
@@ -356,9 +467,11 @@ def previous_iteration(wildcards, name):
 
 
 def per_iteration(wildcards, pattern):
-    """``pattern`` for iterations 1..N of an iterative method (its `iterations` setting)."""
+    """``pattern`` for iterations 1..N of an iterative method (its `iterations` setting);
+    ``{work}`` in the pattern is the method's shared working name (``work_method``)."""
     n = int(settings(wildcards)["iterations"])
-    return [pattern.format(iter=i, **wildcards) for i in range(1, n + 1)]
+    work = work_method(wildcards.method)
+    return [pattern.format(iter=i, work=work, **wildcards) for i in range(1, n + 1)]
 
 
 def maybe_temp(path, keep):
@@ -367,9 +480,10 @@ def maybe_temp(path, keep):
 
 
 def last_iteration(wildcards, name):
-    """File ``name`` of the last iteration of an iterative method."""
+    """File ``name`` of the last iteration of an iterative method (in its shared working
+    directory, ``work_dir``)."""
     n = int(settings(wildcards)["iterations"])
-    return f"results/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}/iter_{n}/{name}"
+    return f"{work_dir(wildcards)}/iter_{n}/{name}"
 
 
 def invert_contrast(value, dataset):
@@ -422,38 +536,48 @@ def method_options(wildcards, keys):
     return {k: s[k] for k in keys if k in s}
 
 
-def n_blocks(wildcards):
-    """Fitting jobs of a method fitted in blocks: ceil(`epochs` / `block_epochs`)."""
+def block_ends(wildcards):
+    """The epochs at which a method fitted in blocks of `block_epochs` saves its state:
+    `block_epochs`, 2 `block_epochs`, ... and `epochs` (the last block may be shorter).
+    A state is named by its epoch, so runs of different lengths share their blocks."""
     s = settings(wildcards)
-    return -(-int(s["epochs"]) // int(s["block_epochs"]))
+    size, epochs = int(s["block_epochs"]), int(s["epochs"])
+    return list(range(size, epochs, size)) + [epochs]
+
+
+def block_start(wildcards):
+    """The first epoch of the fitting block that ends at epoch ``wildcards.end``."""
+    size = int(settings(wildcards)["block_epochs"])
+    return (int(wildcards.end) - 1) // size * size
 
 
 def block_range(wildcards):
-    """Epochs [from, to) of fitting block ``wildcards.block`` (1-based)."""
-    s = settings(wildcards)
-    k, size = int(wildcards.block), int(s["block_epochs"])
-    return [(k - 1) * size, min(k * size, int(s["epochs"]))]
+    """Epochs [from, to) of the fitting block ending at ``wildcards.end``."""
+    return [block_start(wildcards), int(wildcards.end)]
 
 
 def previous_block(wildcards, name):
-    """File ``name`` (``{block}`` filled in) of block k-1 of a method (nothing for block 1)."""
-    k = int(wildcards.block)
-    if k == 1:
+    """File ``name`` (``{end}`` filled in) of the block before the one ending at
+    ``wildcards.end`` (nothing for the first block)."""
+    start = block_start(wildcards)
+    if start == 0:
         return []
     path = f"results/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}/fit/{name}"
-    return path.format(block=k - 1)
+    return path.format(end=start)
 
 
 def last_block(wildcards, name):
-    """File ``name`` (``{block}`` filled in) of the last fitting block of a method."""
-    path = f"results/{wildcards.dataset}/{wildcards.acq}/{wildcards.method}/fit/{name}"
-    return path.format(block=n_blocks(wildcards))
+    """File ``name`` (``{end}`` filled in) of a method's last fitting block, in its shared
+    working directory (``work_dir``)."""
+    return f"{work_dir(wildcards)}/fit/{name}".format(end=block_ends(wildcards)[-1])
 
 
 def per_block(wildcards, pattern):
-    """``pattern`` for fitting blocks 1..N of a method."""
+    """``pattern`` for every fitting block of a method (``{end}``: the block's last epoch;
+    ``{work}``: its shared working name)."""
+    work = work_method(wildcards.method)
     return [
-        pattern.format(block=k, **wildcards) for k in range(1, n_blocks(wildcards) + 1)
+        pattern.format(end=e, work=work, **wildcards) for e in block_ends(wildcards)
     ]
 
 

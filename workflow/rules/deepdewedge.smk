@@ -75,17 +75,17 @@ rule ddw_fit:
         stack0="results/{dataset}/{acq}/{method}/subtomos_v0.mrc",
         stack1="results/{dataset}/{acq}/{method}/subtomos_v1.mrc",
         tlt="results/{dataset}/{acq}/tiltseries.tlt",
-        prev=lambda w: previous_block(w, "block_{block}.pt"),
+        prev=lambda w: previous_block(w, "epoch_{end}.pt"),
     output:
-        state="results/{dataset}/{acq}/{method}/fit/block_{block}.pt",
-        history="results/{dataset}/{acq}/{method}/fit/block_{block}.csv",
+        state="results/{dataset}/{acq}/{method}/fit/epoch_{end}.pt",
+        history="results/{dataset}/{acq}/{method}/fit/epoch_{end}.csv",
     log:
-        "results/logs/{dataset}/{acq}/{method}/fit_{block}.log",
+        "results/logs/{dataset}/{acq}/{method}/fit_epoch{end}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{acq}/{method}/fit_{block}.tsv"
+        "results/benchmarks/{dataset}/{acq}/{method}/fit_epoch{end}.tsv"
     wildcard_constraints:
         method=kind_pattern("deepdewedge"),
-        block=r"[1-9][0-9]*",
+        end=r"[1-9][0-9]*",
     conda:
         CONDA_ENV
     threads: method_threads
@@ -94,7 +94,8 @@ rule ddw_fit:
         runtime=lambda w: settings(w)["runtime"],
         gpu=method_gpu,
     params:
-        # only what this block's epochs depend on: raising `epochs` changes no finished block
+        # only what this block's epochs depend on: raising `epochs` (or `budget`) changes no
+        # finished block
         epochs=block_range,
         opts=lambda w: method_options(w, FIT_KEYS),
         seed=dataset_seed,
@@ -105,10 +106,10 @@ rule ddw_fit:
 
 rule ddw_refine:
     input:
-        v0="results/{dataset}/{acq}/{method}/v0.mrc",
-        v1="results/{dataset}/{acq}/{method}/v1.mrc",
+        v0=lambda w: f"{work_dir(w)}/v0.mrc",
+        v1=lambda w: f"{work_dir(w)}/v1.mrc",
         tlt="results/{dataset}/{acq}/tiltseries.tlt",
-        state=lambda w: last_block(w, "block_{block}.pt"),
+        state=lambda w: last_block(w, "epoch_{end}.pt"),
     output:
         "results/{dataset}/{acq}/recon/{method}.mrc",
     log:
@@ -133,12 +134,14 @@ rule ddw_refine:
         "../../scripts/ddw_refine.py"
 
 
+# A budget rung's runtime counts the work it shares with its ladder as its own: halves,
+# cubes and fitting blocks from the shared working directory, its own refinement.
 rule ddw_runtime:
     input:
-        "results/benchmarks/{dataset}/{acq}/{method}/halves.tsv",
-        "results/benchmarks/{dataset}/{acq}/{method}/extract.tsv",
+        lambda w: f"{work_benchmarks(w)}/halves.tsv",
+        lambda w: f"{work_benchmarks(w)}/extract.tsv",
         lambda w: per_block(
-            w, "results/benchmarks/{dataset}/{acq}/{method}/fit_{block}.tsv"
+            w, "results/benchmarks/{dataset}/{acq}/{work}/fit_epoch{end}.tsv"
         ),
         "results/benchmarks/{dataset}/{acq}/{method}/refine.tsv",
     output:

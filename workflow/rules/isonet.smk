@@ -112,11 +112,13 @@ rule isonet_predict:
         "../../scripts/isonet_predict.py"
 
 
+# A budget rung's runtime counts the iterations it shares with its ladder as its own:
+# extraction and refine iterations from the shared working directory, its own predict.
 rule isonet_runtime:
     input:
-        "results/benchmarks/{dataset}/{acq}/{method}/extract.tsv",
+        lambda w: f"{work_benchmarks(w)}/extract.tsv",
         lambda w: per_iteration(
-            w, "results/benchmarks/{dataset}/{acq}/{method}/refine_{iter}.tsv"
+            w, "results/benchmarks/{dataset}/{acq}/{work}/refine_{iter}.tsv"
         ),
         "results/benchmarks/{dataset}/{acq}/{method}/predict.tsv",
     output:

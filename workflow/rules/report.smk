@@ -77,3 +77,28 @@ rule sweep_figures:
         runtime=10,
     script:
         "../../scripts/sweep_figures.py"
+
+
+rule budget_report:
+    input:
+        "results/report/table1_replicates.csv",
+    output:
+        report(
+            directory("results/report/budget"),
+            patterns=["{name}.png"],
+            category="Budgets",
+            caption="../report/budget.rst",
+        ),
+    log:
+        "results/logs/report/budget.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cpu_minutes=lambda w: config["budgets"]["cpu_minutes"],
+        targets=lambda w: config["budgets"]["targets"],
+    script:
+        "../../scripts/budget_report.py"

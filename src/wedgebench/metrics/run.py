@@ -23,23 +23,27 @@ def read_runtime(paths) -> dict:
 
     Returns
     -------
-    dict with ``runtime_s`` (sum of job seconds) and ``wall_s`` (seconds of the
-    critical path; equal to ``runtime_s`` for a single job).
+    dict with ``runtime_s`` (sum of job seconds), ``wall_s`` (seconds of the
+    critical path; equal to ``runtime_s`` for a single job) and ``cpu_s`` (CPU seconds of
+    every job, the benchmark files' ``cpu_time``; NaN when a JSON record lacks it, and for
+    a ``precomputed`` tomogram, whose runtime JSON only states seconds).
     """
-    runtime = wall = 0.0
+    runtime = wall = cpu = 0.0
     tsvs = []
     for path in map(Path, paths):
         if path.suffix == ".json":
             rec = read_json(path)
             runtime += float(rec["runtime_s"])
             wall += float(rec.get("wall_s", rec["runtime_s"]))
+            cpu += float(rec.get("cpu_s", float("nan")))
         else:
             tsvs.append(path)
     if tsvs:
         secs = read_benchmark_seconds(tsvs)
         runtime += secs
         wall += secs
-    return {"runtime_s": runtime, "wall_s": wall}
+        cpu += read_benchmark_seconds(tsvs, column="cpu_time")
+    return {"runtime_s": runtime, "wall_s": wall, "cpu_s": cpu}
 
 
 def evaluate(rec, stack, angles_deg, voxel_size: float, gt=None, halves=None,

@@ -295,3 +295,55 @@ def budget_figure(table: pd.DataFrame, out_png, title: str = "",
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     _save(fig, out_png)
+
+
+def _markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    from wedgebench.report.table import to_markdown
+
+    return to_markdown(df, floatfmt) if not df.empty else "(none)\n"
+
+
+def write_budget_report(table: pd.DataFrame, out_dir, cpu_minutes: float, targets: dict,
+                        metrics: dict | None = None, confidence: float = 0.95) -> list:
+    """Every budget table and figure of a run with ladders, into ``out_dir``.
+
+    Writes ``ladder.csv`` (:func:`ladder_summary`), ``convergence.csv``, ``matched.csv``
+    (:func:`matched_compute` at ``cpu_minutes``), ``reach.csv`` (:func:`compute_to_reach`
+    of ``targets``), ``budget.md`` (all four as Markdown) and one figure per dataset ×
+    acquisition, ``<dataset>_<acquisition>.png`` (:func:`budget_figure`).
+
+    Returns
+    -------
+    list of the written paths
+    """
+    from pathlib import Path
+
+    from wedgebench.io import atomic_path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = {"ladder": ladder_summary(table, metrics, confidence),
+             "convergence": convergence(table, metrics, confidence),
+             "matched": matched_compute(table, cpu_minutes, metrics, confidence),
+             "reach": compute_to_reach(table, targets, confidence)}
+    written = []
+    for name, df in parts.items():
+        with atomic_path(out / f"{name}.csv") as tmp:
+            df.to_csv(tmp, index=False)
+        written.append(out / f"{name}.csv")
+    titles = {"ladder": "Every rung and baseline: mean [95 % interval] over replicates",
+              "convergence": "Where each ladder converges (every later doubling changes no "
+                             "metric beyond its paired interval)",
+              "matched": f"Every method at the rung nearest {cpu_minutes:g} CPU minutes "
+                         "(paired marks as in Table 1)",
+              "reach": "CPU minutes each ladder needs to reach a quality (log-CPU "
+                       "interpolation between rungs)"}
+    text = "\n".join(f"## {titles[k]}\n\n{_markdown(v)}" for k, v in parts.items())
+    with atomic_path(out / "budget.md") as tmp:
+        Path(tmp).write_text(text)
+    written.append(out / "budget.md")
+    for (ds, acq), g in table.groupby(["dataset", "acquisition"], sort=False):
+        png = out / f"{ds}_{acq}.png"
+        budget_figure(g, png, f"{ds}, {acq}", metrics)
+        written.append(png)
+    return written

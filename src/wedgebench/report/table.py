@@ -5,11 +5,14 @@ A *record* describes one reconstruction::
     {"dataset": "spheres", "acquisition": "tilt-60_60_step2", "method": "cn_paper",
      "kind": "cn", "variant_of": "cn",
      "metrics": <dict from wedgebench.metrics.compute_metrics>,
-     "runtime_s": 123.4, "wall_s": 130.0 or None}
+     "runtime_s": 123.4, "wall_s": 130.0 or None, "cpu_s": 200.1 or None,
+     "family": "cn", "budget": 1.0}
 
 ``method`` is the name of the method in the run's registry; ``kind`` its algorithm
 (defaults to ``method``) and ``variant_of`` the kind whose settings it overrides
-(empty for a kind's own default instance and for other programs' methods).
+(empty for a kind's own default instance and for other programs' methods). ``family``
+names the budget ladder a learned method belongs to and ``budget`` its rung
+(:mod:`wedgebench.budgets`; both empty for methods without a budget).
 
 ``acquisition`` may also be an acquisition dict (see
 :func:`wedgebench.geometry.acquisition_label`) or missing. An optional
@@ -52,8 +55,8 @@ PAPER_ACQUISITION = "tilt-60_60_step2"
 #: The paper's data sizes [z, y, x] (Table 1 of the paper), shown beside ours.
 PAPER_SHAPES = {"spheres": "256×1024×1024", "shapes": "256×1024×1024", "p22": "360×360×360"}
 
-COLUMNS = ["dataset", "acquisition", "method", "replicate", "kind", "variant_of", "PSNR", "SSIM", "VIF", "runtime_min",
-           "wall_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
+COLUMNS = ["dataset", "acquisition", "method", "replicate", "kind", "variant_of", "family",
+           "budget", "PSNR", "SSIM", "VIF", "runtime_min", "wall_min", "cpu_min", "fsc_full_auc", "fsc_present_auc", "fsc_missing_auc",
            "fsc_full_res_A", "sphere_zx_ratio", "reprojection_error",
            "heldout_tilt_error", "even_odd_fsc_res_A", "paper_conv_PSNR", "paper_conv_SSIM",
            "paper_conv_VIF", "data_shape", "paper_shape", "paper_PSNR", "paper_SSIM", "paper_VIF",
@@ -101,9 +104,11 @@ def _row(rec: dict) -> dict:
     return {
         "dataset": rec["dataset"], "acquisition": acq, "method": rec["method"],
         "replicate": int(rec.get("replicate", 1)), "kind": kind, "variant_of": variant,
+        "family": rec.get("family") or "", "budget": _num(rec.get("budget")),
         "PSNR": _num(m.get("psnr")), "SSIM": _num(m.get("ssim")), "VIF": _num(m.get("vif")),
         "runtime_min": _num(rec.get("runtime_s")) / 60.0,
         "wall_min": _num(wall) / 60.0,
+        "cpu_min": _num(rec.get("cpu_s")) / 60.0,
         "fsc_full_auc": _num(m.get("fsc_full_auc")),
         "fsc_present_auc": _num(m.get("fsc_present_auc")),
         "fsc_missing_auc": _num(m.get("fsc_missing_auc")),
@@ -190,7 +195,7 @@ VERDICT_METRICS = {"PSNR": True, "SSIM": True, "VIF": True, "paper_conv_PSNR": T
                    "fsc_present_auc": True, "fsc_missing_auc": True, "fsc_full_res_A": False,
                    "sphere_zx_dev": False, "reprojection_error": False,
                    "heldout_tilt_error": False,
-                   "even_odd_fsc_res_A": False, "runtime_min": False}
+                   "even_odd_fsc_res_A": False, "runtime_min": False, "cpu_min": False}
 
 #: Column titles of the Markdown summary.
 SUMMARY_TITLES = {"PSNR": "PSNR (dB)", "SSIM": "SSIM", "VIF": "VIF",
@@ -200,7 +205,8 @@ SUMMARY_TITLES = {"PSNR": "PSNR (dB)", "SSIM": "SSIM", "VIF": "VIF",
                   "fsc_missing_auc": "FSC area missing", "fsc_full_res_A": "FSC 0.5 (Å)",
                   "sphere_zx_dev": "|z/x − 1|", "reprojection_error": "reproj. error",
                   "heldout_tilt_error": "held-out-tilt error",
-                  "even_odd_fsc_res_A": "even/odd FSC 0.143 (Å)", "runtime_min": "runtime (min)"}
+                  "even_odd_fsc_res_A": "even/odd FSC 0.143 (Å)", "runtime_min": "runtime (min)",
+                  "cpu_min": "CPU (min)"}
 
 
 def summarise(table: pd.DataFrame, metrics: dict | None = None,
@@ -239,10 +245,10 @@ def summarise(table: pd.DataFrame, metrics: dict | None = None,
     info = df.groupby(keys, sort=False, dropna=False).first().reset_index()
     paper = ["data_shape", "paper_shape", "paper_PSNR", "paper_SSIM", "paper_VIF",
              "paper_runtime_min"]
-    info = info[keys + ["kind", "variant_of"] + paper]
+    info = info[keys + ["kind", "variant_of", "family", "budget"] + paper]
     out = info.merge(verdict, on=keys, how="left")
     out["lost_measured"] = lost_measured_information(out, reference_kind)
-    front = keys + ["kind", "variant_of", "n", "lost_measured"]
+    front = keys + ["kind", "variant_of", "family", "budget", "n", "lost_measured"]
     return out[front + [c for c in out.columns if c not in front + paper] + paper]
 
 

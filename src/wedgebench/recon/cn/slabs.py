@@ -258,9 +258,12 @@ def save_losses(path, fits) -> None:
 
 def runtime_summary(anchor_tsv, chunk_tsvs) -> dict:
     """``runtime_s`` = anchor + Σ chunks (total compute), ``wall_s`` = anchor + max
-    chunk (wall time when the chunks run in parallel), from benchmark TSVs."""
+    chunk (wall time when the chunks run in parallel), ``cpu_s`` = CPU seconds of all
+    of them, from benchmark TSVs."""
     anchor = read_benchmark_seconds(anchor_tsv)
     chunks = [read_benchmark_seconds(p) for p in chunk_tsvs]
+    cpu = read_benchmark_seconds([anchor_tsv, *chunk_tsvs], column="cpu_time")
     return {"runtime_s": anchor + sum(chunks), "wall_s": anchor + max(chunks, default=0.0),
+            "cpu_s": cpu,
             "anchor_s": anchor, "chunks_s": chunks,
             "sources": [os.fspath(anchor_tsv)] + [os.fspath(p) for p in chunk_tsvs]}
