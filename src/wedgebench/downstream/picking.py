@@ -336,7 +336,6 @@ def pick(tomogram, class_map, out_star, *, class_name: str, radius: float,
     if r_vox > template.shape[0] // 2:
         raise InputError(f"class {class_name!r}: radius {radius:g} Å ({r_vox:.1f} voxels) "
                          f"does not fit the {template.shape[0]}-voxel template box")
-    min_distance = s["peak_min_distance"] * r_vox
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -349,24 +348,37 @@ def pick(tomogram, class_map, out_star, *, class_name: str, radius: float,
                                 wedge=s["template_wedge"], tilt_file=tilt_file,
                                 filter_target=s["filter_target"],
                                 invert_contrast=s["invert_contrast"]), log)
-        table = work / "peaks.tsv"
-        table.unlink(missing_ok=True)
-        run_pytme(peaks_command(scores, work / "peaks",
-                                num_candidates=_CANDIDATES_PER_PICK * s["num_peaks"],
-                                min_distance=min_distance,
-                                min_score=s["score_threshold"]), log)
-        cand = read_pytme_orientations(table)
-    xyz = cand[["x", "y", "z"]].to_numpy()
-    keep = select_peaks(xyz, cand["score"].to_numpy(), min_distance, s["num_peaks"],
-                        s["score_threshold"])
-    picks = picks_table(xyz[keep], pytme_to_relion(cand[["euler_x", "euler_y",
-                                                          "euler_z"]].to_numpy()[keep]),
-                        cand["score"].to_numpy()[keep], class_name,
-                        tomo_name if tomo_name is not None else tomogram.stem)
+        picks = call_peaks(scores, work, class_name=class_name, radius_voxels=r_vox,
+                           settings=s, tomo_name=tomo_name if tomo_name is not None
+                           else tomogram.stem, log=log)
     write_star(out_star, picks, name="picks")
     return picks
 
 
-__all__ = ["PytmeError", "WEDGE_AXES", "make_template", "match_command", "peaks_command",
+def call_peaks(scores_h5, work, *, class_name: str, radius_voxels: float, settings: dict,
+               tomo_name: str, log=None) -> pd.DataFrame:
+    """The pick list of one pytme score file: pytme's peak caller (``postprocess``) for
+    candidates, then :func:`select_peaks` (``peak_min_distance`` class radii apart, at most
+    ``num_peaks``, above ``score_threshold``), best score first. Separate from the match so
+    that peak settings can be compared on one score map."""
+    s = check_settings(settings)
+    work = Path(work)
+    min_distance = s["peak_min_distance"] * radius_voxels
+    table = work / "peaks.tsv"
+    table.unlink(missing_ok=True)
+    run_pytme(peaks_command(scores_h5, work / "peaks",
+                            num_candidates=_CANDIDATES_PER_PICK * s["num_peaks"],
+                            min_distance=min_distance,
+                            min_score=s["score_threshold"]), log)
+    cand = read_pytme_orientations(table)
+    xyz = cand[["x", "y", "z"]].to_numpy()
+    keep = select_peaks(xyz, cand["score"].to_numpy(), min_distance, s["num_peaks"],
+                        s["score_threshold"])
+    return picks_table(xyz[keep], pytme_to_relion(cand[["euler_x", "euler_y",
+                                                         "euler_z"]].to_numpy()[keep]),
+                       cand["score"].to_numpy()[keep], class_name, tomo_name)
+
+
+__all__ = ["PytmeError", "call_peaks", "WEDGE_AXES", "make_template", "match_command", "peaks_command",
            "pick", "picks_table", "pytme_executable", "pytme_symmetry", "pytme_to_relion",
            "read_pytme_orientations", "run_pytme", "select_peaks", "tilt_wedge_argument"]
