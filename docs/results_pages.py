@@ -386,7 +386,70 @@ def view_index(rel: str) -> str:
     return "\n".join(lines)
 
 
-VIEWS = {"headline": view_headline, "findings": view_findings, "by-dataset": view_by_dataset,
+def view_downstream(name: str, opts: dict) -> str:
+    """The downstream tables of a collected run (``downstream/summary.csv``,
+    ``agreement.csv``), rendered by the package's own Markdown of them."""
+    from wedgebench.report.downstream import POOLED, score_metrics, summary_markdown
+
+    folder = RESULTS / name / "downstream"
+    summary = pd.read_csv(folder / "summary.csv")
+    per_class = [m for m in score_metrics(pd.read_csv(folder / "replicates.csv"))
+                 if m not in POOLED]
+    agreement = pd.read_csv(folder / "agreement.csv")
+    agreement = agreement[agreement["downstream_score"].isin(
+        opts.get("scores", "weighted_fbeta,mean_ap,res05_true_A").split(","))]
+    agreement = agreement.assign(**{"Spearman [95 % interval]": [
+        f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else f"{m:+.2f}"
+        for m, lo, hi in zip(agreement["spearman_mean"], agreement["spearman_low"],
+                             agreement["spearman_high"])]})
+    cols = ["dataset", "acquisition", "voxel_metric", "downstream_score", "n",
+            "Spearman [95 % interval]", "verdict"]
+    return "\n".join([summary_markdown(summary), "", '??? info "per class"', "",
+                      *["    " + line for line in summary_markdown(summary, per_class)
+                        .splitlines()], "", agreement[cols].to_markdown(index=False)])
+
+
+def view_budget(name: str, opts: dict) -> str:
+    """The budget tables of a collected run (``budget/*.csv``): convergence, the matched-
+    compute comparison and the compute needed to reach each quality."""
+    from wedgebench.report.table import _interval_cell
+
+    folder = RESULTS / name / "budget"
+    conv = pd.read_csv(folder / "convergence.csv")
+    matched = pd.read_csv(folder / "matched.csv")
+    reach = pd.read_csv(folder / "reach.csv")
+    metrics = [m for m in ("PSNR", "SSIM", "VIF", "fsc_missing_auc", "fsc_present_auc")
+               if f"{m}_mean" in matched]
+    rows = []
+    for _, r in matched.iterrows():
+        rows.append({"dataset": r["dataset"], "method": r["method"],
+                     "rung": "–" if pd.isna(r["budget"]) else f"×{r['budget']:g}",
+                     "CPU (min)": f"{r['cpu_min_mean']:.2f}",
+                     **{m: _interval_cell(r, m, ".3g") for m in metrics}})
+    conv = conv.assign(converged_at=[("×" + format(v, "g")) if np.isfinite(v) else
+                                     "not within the ladder" for v in conv["converged_at"]])
+    reach = reach.assign(**{"CPU (min) [95 % interval]": [
+        "–" if not np.isfinite(m) else f"{m:.2f}" + (
+            f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "")
+        for m, lo, hi in zip(reach["cpu_min_mean"], reach["cpu_min_low"],
+                             reach["cpu_min_high"])]})
+    target = matched["target_cpu_min"].iloc[0] if len(matched) else float("nan")
+    return "\n".join([
+        f"**Every method at the rung nearest {target:g} CPU minutes** (bold: best, every "
+        "paired interval against it excluding 0; (tie): one includes 0):", "",
+        pd.DataFrame(rows).to_markdown(index=False), "",
+        "**Where each ladder converges** (the first rung after which no doubling changes "
+        "any metric beyond its paired interval; the steps list the metrics that did "
+        "change):", "",
+        conv[["dataset", "family", "budgets", "converged_at", "steps"]].to_markdown(
+            index=False), "",
+        "**CPU time to reach a quality** (per replicate, interpolated on a log-CPU axis "
+        "between rungs; mean over the replicates that reach it):", "",
+        reach[["dataset", "family", "target", "reached", "CPU (min) [95 % interval]"]]
+        .to_markdown(index=False)])
+
+
+VIEWS = {"headline": view_headline, "downstream": view_downstream, "budget": view_budget, "findings": view_findings, "by-dataset": view_by_dataset,
          "by-acquisition": view_by_acquisition, "paper-compare": view_paper_compare,
          "gpu": view_gpu, "blocks": view_blocks}
 
@@ -533,6 +596,12 @@ def collect(name: str, results: Path, command: str, figures: str = "**/*.png") -
             dest = folder / "figures" / png.relative_to(report / "figures")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(png, dest)
+    for part in ("budget", "downstream"):  # the presets' own report folders
+        if (report / part).is_dir():
+            (folder / part).mkdir()
+            for f in sorted((report / part).glob("*")):
+                if f.suffix in (".csv", ".png"):
+                    shutil.copy2(f, folder / part / f.name)
     write_meta(name, command, old)
     if old.get("headline_figure"):
         headline_figure(name)

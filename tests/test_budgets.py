@@ -51,3 +51,36 @@ def test_ladder_errors_name_the_key():
     with pytest.raises(InputError, match=r"'methods.cn_x2'"):
         ladder_methods({"cn_x2": {"kind": "cn", "width": 8}}, {"methods": ["cn"],
                                                              "factors": [2]})
+
+
+def test_data_scaling_grows_with_the_fitted_size_and_never_shrinks():
+    from wedgebench.budgets import apply_data_scaling, fitted_voxels
+
+    rule = {"reference_voxels": 64 * 8 * 64, "iterations": 1.0, "width": 0.5}
+    cn = {"slab_size": 8, "anchor_iterations": 300, "iterations": 150, "width": 64,
+          "scale_with_data": rule}
+    assert fitted_voxels("cn", cn, (96, 96, 96)) == 96 * 8 * 96
+    big = apply_data_scaling("cn", cn, (96, 96, 96))  # 2.25x the reference slab
+    assert (big["anchor_iterations"], big["iterations"], big["width"]) == (675, 338, 96)
+    small = apply_data_scaling("cn", cn, (32, 96, 96))  # smaller: the default stays
+    assert small == cn
+    assert apply_data_scaling("cn", dict(cn, scale_with_data={}), (96, 96, 96)) == \
+        dict(cn, scale_with_data={})
+    assert apply_data_scaling("cn", dict(cn, slab_size="auto"), (96, 96, 96))["width"] == 64
+    iso = {"n_subtomos": 64, "iterations": 10,
+           "scale_with_data": {"reference_voxels": 64 ** 3, "n_subtomos": 1.0,
+                               "iterations": 0.5}}
+    out = apply_data_scaling("isonet", iso, (40, 128, 128))  # 2.5x the reference volume
+    assert (out["n_subtomos"], out["iterations"]) == (160, 16)
+    assert apply_data_scaling("deepdewedge", {"epochs": 8}, (99, 99, 99)) == {"epochs": 8}
+
+
+def test_a_bad_scaling_rule_names_the_key():
+    from wedgebench.budgets import apply_data_scaling
+
+    with pytest.raises(InputError, match=r"'cn.scale_with_data.reference_voxels'"):
+        apply_data_scaling("cn", {"slab_size": 8, "scale_with_data": {"reference_voxels": 0}},
+                           (8, 8, 8))
+    with pytest.raises(InputError, match=r"'isonet.scale_with_data.iterations'"):
+        apply_data_scaling("isonet", {"iterations": 2, "scale_with_data": {
+            "reference_voxels": 10, "iterations": -1}}, (8, 8, 8))

@@ -22,6 +22,16 @@ deepdewedge   ``epochs``                         fitting blocks with the same ep
 
 A scaled count is ``max(1, floor(b · n + 1/2))`` (round half up).
 
+**Budgets that grow with the data** (``scale_with_data`` of ``cn`` and ``isonet``): a
+default is sized for a reference size of what the method fits (``reference_voxels``); on
+larger data each scaled setting is multiplied by ``(size / reference)^exponent`` (never
+below 1: smaller data keep the default). CN's size is the voxels of one slab (``nz ×
+slab_size × nx``): ``iterations`` scales ``anchor_iterations`` and ``iterations``, ``width``
+the network width (rounded to a multiple of 8); IsoNet's is the tomogram's voxels:
+``n_subtomos`` and ``iterations``. DeepDeWedge needs no rule: an epoch visits every
+sub-tomogram, so its optimisation steps already grow with the volume. The exponents are
+chosen on validation seeds (``benchmarks/data_scaling.py``).
+
 A *ladder* (config ``budgets:``) registers, for each named method, one variant per factor:
 ``cn_x0p25``, ``cn_x0p5``, ``cn_x2``, … (the factor with ``.`` written ``p``; factor 1 is
 the method itself), each the method's spec with ``budget`` multiplied by the factor and
@@ -69,6 +79,53 @@ def apply_budget(kind: str, settings: dict) -> dict:
     for key in BUDGET_KEYS[kind]:
         if key in out:
             out[key] = scaled_count(out[key], b)
+    return out
+
+
+#: Per kind, the settings ``scale_with_data`` may scale (exponent keys) and what they scale.
+SCALED = {"cn": {"iterations": ("anchor_iterations", "iterations"), "width": ("width",)},
+          "isonet": {"n_subtomos": ("n_subtomos",), "iterations": ("iterations",)}}
+
+
+def fitted_voxels(kind: str, settings: dict, shape) -> int:
+    """The size a learned method fits: CN's slab (``nz × slab_size × nx``; 0 for
+    ``slab_size: auto``, which is not scaled), IsoNet's whole tomogram."""
+    nz, ny, nx = (int(n) for n in shape)
+    if kind == "cn":
+        j = settings.get("slab_size")
+        return nz * int(j) * nx if isinstance(j, int) else 0
+    return nz * ny * nx
+
+
+def apply_data_scaling(kind: str, settings: dict, shape) -> dict:
+    """A method's settings scaled by ``scale_with_data`` for data of ``shape`` (a copy;
+    see the module docstring). Kinds without a rule are returned unchanged.
+
+    Raises
+    ------
+    InputError
+        A negative exponent or a reference size ≤ 0 (naming the key).
+    """
+    out = dict(settings)
+    rule = out.get("scale_with_data") or {}
+    if kind not in SCALED or not rule:
+        return out
+    ref = rule.get("reference_voxels", 0)
+    if not (isinstance(ref, (int, float)) and ref > 0):
+        raise InputError(f"config key '{kind}.scale_with_data.reference_voxels': value "
+                         f"{ref!r} is invalid: a number of voxels > 0")
+    size = fitted_voxels(kind, out, shape)
+    for name, keys in SCALED[kind].items():
+        a = rule.get(name, 0.0)
+        if not (isinstance(a, (int, float)) and a >= 0):
+            raise InputError(f"config key '{kind}.scale_with_data.{name}': value {a!r} is "
+                             "invalid: an exponent >= 0")
+        f = max(1.0, (size / ref) ** a) if size else 1.0
+        for key in keys:
+            if key == "width":
+                out[key] = max(8, int(round(out[key] * f / 8.0)) * 8) if f > 1 else out[key]
+            elif key in out:
+                out[key] = scaled_count(out[key], f)
     return out
 
 

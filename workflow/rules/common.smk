@@ -26,7 +26,7 @@ from wedgebench.recon.deepdewedge.options import (
     extraction_size,
     options_from_config,
 )
-from wedgebench.budgets import apply_budget
+from wedgebench.budgets import apply_budget, apply_data_scaling
 from wedgebench.methods import (
     budget_family,
     from_method,
@@ -89,8 +89,8 @@ def method_kind(name):
 
 
 def settings(wildcards):
-    """The settings of ``wildcards.method`` for ``wildcards.dataset`` (a plain dict), its
-    ``budget`` applied (iterations or epochs scaled)."""
+    """The settings of ``wildcards.method`` for ``wildcards.dataset`` (a plain dict), scaled
+    with the dataset's size (``scale_with_data``), then its ``budget`` applied."""
     name = wildcards.method
     return apply_budget(
         method_kind(name),

@@ -53,6 +53,7 @@ CN_DEFAULTS = {
     "log_every": 0, "mem_mb": 2000, "runtime": 60, "warm_start": "neighbour",
     "ensemble": False, "ensemble_size": 0, "holdout_fraction": 0.0, "holdout_every": 10,
     "patience": 5, "projector": "footprint", "budget": 1.0,
+    "scale_with_data": {},
 }
 
 ENCODINGS = ("none", "fourier")
