@@ -214,3 +214,40 @@ def test_learned_gpu_bench_runs_on_cpu_at_a_small_size(tmp_path):
     assert ddw["whole_fit_min"] == pytest.approx(
         (1000 * ddw["epoch_s"] + 100 * ddw["validation_s"] + 100 * ddw["update_s"]) / 60)
     assert math.isfinite(ddw["whole_min"]) and ddw["whole_min"] > ddw["whole_fit_min"]
+
+
+def test_data_scaling_rule_takes_the_cheapest_candidate_within_the_margin():
+    ds = _load("data_scaling")
+    rows = []
+    for seed, jitter in ((1001, 0.0), (1002, 0.01), (1003, -0.01)):
+        rows.append(dict(seed=seed, candidate="WBP (reference)", **{"FSC present": 0.9}))
+        for cand, present, cpu in (("a", 0.5, 10), ("b", 0.75 + jitter, 40), ("c", 0.8, 90)):
+            rows.append(dict(seed=seed, candidate=cand, width=64, anchor_iterations=300,
+                             PSNR=20, SSIM=0.5, VIF=0.3, **{"FSC present": present,
+                                                            "FSC missing": 0.3},
+                             cpu_s=cpu + seed % 10))
+    choice, table = ds.choose(pd.DataFrame(rows))
+    # a: gap 0.4 (flagged); b: gap 0.15 +- 0.02 (within 0.25); c within too but dearer
+    assert choice == "b" and list(table["candidate"]) == ["a", "b", "c"]
+
+
+def test_downstream_defaults_rules():
+    dd = _load("downstream_defaults")
+    rows = []
+    for rep in (1, 2, 3):
+        for cls in ("x", "y"):
+            for step, ap in ((30.0, 0.5), (20.0, 0.8), (15.0, 0.81), (10.0, 0.8)):
+                noise = 0.01 * rep if cls == "x" else -0.005 * rep
+                rows.append(dict(replicate=rep, acquisition="a", method="m", cls=cls,
+                                 step=step, ap=ap + noise, fbeta=ap + noise, match_s=step))
+    step, table = dd.choose_step(pd.DataFrame(rows))
+    assert step == 20.0  # 30 is significantly below 10; 20 is not
+    peaks = []
+    for rep in (1, 2, 3):
+        for cls in ("x", "y"):
+            for (dist, n), f in (((1.0, 500), 0.5), ((0.5, 100), 0.7), ((1.5, 50), 0.55)):
+                peaks.append(dict(replicate=rep, acquisition="a", method="m", cls=cls,
+                                  step=10.0, peak_min_distance=dist, num_peaks=n,
+                                  ap=0.8, fbeta=f + 0.01 * rep * (cls == "x"), match_s=1))
+    choice, _ = dd.choose_peaks(pd.DataFrame(peaks))
+    assert choice == (0.5, 100)
