@@ -112,20 +112,11 @@ def ranking_agreement(voxel: pd.DataFrame, down: pd.DataFrame, voxel_metrics=Non
     return pd.DataFrame(rows)
 
 
-def _cell(row, m: str, fmt: str) -> str:
-    mean, low, high = row.get(f"{m}_mean"), row.get(f"{m}_low"), row.get(f"{m}_high")
-    if mean is None or not np.isfinite(mean):
-        return "–"
-    text = format(mean, fmt)
-    if np.isfinite(low) and np.isfinite(high):
-        text += f" [{format(low, fmt)}, {format(high, fmt)}]"
-    mark = row.get(f"{m}_mark")
-    return f"**{text}**" if mark == "best" else text + (" (tie)" if mark == "tie" else "")
-
-
 def summary_markdown(summary: pd.DataFrame, metrics=None, fmt: str = ".3g") -> str:
     """Markdown of :func:`summarise`: ``mean [95 % interval]``, **bold** the best where
     every paired interval against it excludes 0, ``(tie)`` where one includes 0."""
+    from wedgebench.report.table import _interval_cell
+
     metrics = [m for m in (metrics or POOLED) if f"{m}_mean" in summary]
     head = ["dataset", "acquisition", "method", "n", *[TITLES.get(m, m) for m in metrics]]
     lines = ["| " + " | ".join(head) + " |",
@@ -133,7 +124,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=None, fmt: str = ".3g") -> s
     for _, r in summary.iterrows():
         lines.append("| " + " | ".join([str(r["dataset"]), str(r["acquisition"]),
                                         str(r["method"]), str(int(r["n"]))]
-                                       + [_cell(r, m, fmt) for m in metrics]) + " |")
+                                       + [_interval_cell(r, m, fmt) for m in metrics]) + " |")
     return "\n".join(lines) + "\n"
 
 
