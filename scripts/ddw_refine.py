@@ -11,6 +11,7 @@ v0, voxel = read_mrc(sm.input.v0)
 v1, _ = read_mrc(sm.input.v1)
 state = fit.load_state(sm.input.state)
 out = predict.reconstruct(v0, v1, state, read_tlt(sm.input.tlt), opts,
-                          device=runlog.pick_device(sm.params.device), log=log)
+                          device=runlog.pick_device(sm.params.device), log=log,
+                          seed=sm.params.seed)
 log.info("DeepDeWedge reconstruction %s after %d epochs", out.shape, state["epoch"])
 write_mrc(sm.output[0], out, voxel)

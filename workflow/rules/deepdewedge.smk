@@ -5,7 +5,7 @@
 # resumes at the last finished one) -> both halves refined and averaged -> runtime.json
 # (the sum of all the DeepDeWedge jobs' benchmark seconds). Every method of kind
 # `deepdewedge` runs these rules under its own name.
-from wedgebench.recon.deepdewedge.options import FIT_KEYS
+from wedgebench.recon.deepdewedge.options import FIT_KEYS, REFINE_KEYS
 
 KIND_RUNTIME["deepdewedge"] = ["results/{dataset}/{acq}/{method}/runtime.json"]
 DDW_PROBLEMS = ddw_problems()
@@ -126,9 +126,8 @@ rule ddw_refine:
         runtime=lambda w: settings(w)["runtime"],
         gpu=method_gpu,
     params:
-        opts=lambda w: method_options(
-            w, ("cube_size", "levels", "overlap", "refine_batch_size")
-        ),
+        opts=lambda w: method_options(w, REFINE_KEYS),
+        seed=dataset_seed,
         device=config["device"],
     script:
         "../../scripts/ddw_refine.py"

@@ -8,23 +8,28 @@ and the loss (:func:`~.loss.masked_loss`) weighs the Fourier components by ``M_R
 wedge mask rotated by ``R`` (:func:`~.masks.rotated_mask`). Training cubes get a fresh
 rotation at every load; each validation cube keeps one fixed rotation.
 
-**Fitting.** Adam (lr 4e-4, no schedule), batches of ``batch_size`` training cubes in a
-random order per epoch, the last batch possibly smaller. After epoch ``e`` (0-based):
+**Fitting.** Adam (lr 4e-4, no schedule), batches of ``batch_size`` training cubes in
+their stored order (the official loader; ``shuffle: true``: a random order per epoch), the
+last batch possibly smaller. After epoch ``e`` (0-based):
 a validation loss when ``(e + 1) % val_every == 0``; then, when ``(e + 1) % update_every ==
 0``, the *wedge update* of every ``v0`` cube (training and validation)::
 
     v0 ← F⁻¹[M · F(v0)] + F⁻¹[(1 − M) · F(f(F⁻¹[M · F(v0)]))]
 
 on the ``m³`` grid (the measured components of ``v0`` are kept, the missing ones come from
-the model); ``v1`` never changes. The model's input statistics (mean and standard deviation
-of ``F⁻¹[M · F(v0)]`` over the central ``N³`` of the training cubes) are computed at the
-start and after every wedge update.
+the model); ``v1`` never changes. The model's input statistics are computed at the start
+and after every wedge update (:func:`input_statistics`): by default as the official code
+does, the mean of the per-cube means and the square root of the mean per-cube variance of
+the model inputs of one pass over the training cubes, each at a fresh random rotation
+(``input_statistics: per_cube``); ``global``: the mean and standard deviation of
+``F⁻¹[M · F(v0)]`` over the central ``N³`` of all unrotated training cubes.
 
 **Blocks and resumption.** :func:`fit_block` runs epochs ``[epochs_from, epochs_to)`` from a
 state (None for a fresh fit) and returns the new state. Nothing random is carried from one
 epoch to the next: the initial weights come from ``(seed, 0)``, epoch ``e``'s cube order and
 rotations from a generator seeded by ``(seed, 1, e)``, validation cube ``i``'s rotation from
-``(seed, 2, i)``. Together with the optimiser's state this makes ``[0, 2)`` then ``[2, 4)``
+``(seed, 2, i)``, the rotations of the statistics pass after epoch ``e`` (−1: at the start)
+from ``(seed, 3, e + 1)``. Together with the optimiser's state this makes ``[0, 2)`` then ``[2, 4)``
 (with :func:`save_state`/:func:`load_state` in between) bit-identical on the CPU to
 ``[0, 4)`` at once.
 
@@ -59,7 +64,8 @@ from wedgebench.recon.deepdewedge.rotation import random_rotation, rotate_crop
 STATE_VERSION = 1
 RNG_SCHEME = ("numpy SeedSequence([seed, 0xDD, 0]) for the initial weights, "
               "([seed, 0xDD, 1, epoch]) for each epoch's order and rotations, "
-              "([seed, 0xDD, 2, cube]) for each validation cube's rotation")
+              "([seed, 0xDD, 2, cube]) for each validation cube's rotation, "
+              "([seed, 0xDD, 3, epoch + 1]) for the statistics pass after an epoch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +107,7 @@ class FitData:
             object.__setattr__(self, k, v)
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
+def seeded_rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), 0xDD, *map(int, key)]))
 
 
@@ -112,7 +118,8 @@ def centre_crop(vol: np.ndarray, size: int) -> np.ndarray:
 
 
 def make_pair(cube0: np.ndarray, cube1: np.ndarray, rot: np.ndarray, mask: np.ndarray,
-              mask_big: np.ndarray, size: int, order: int = 3):
+              mask_big: np.ndarray, size: int, order: int = 3,
+              mask_rotation: str = "cubic"):
     """One training pair.
 
     Parameters
@@ -127,6 +134,8 @@ def make_pair(cube0: np.ndarray, cube1: np.ndarray, rot: np.ndarray, mask: np.nd
         N.
     order : int
         Spline order of the rotation.
+    mask_rotation : {"cubic", "linear_clipped"}
+        :func:`~.masks.rotated_mask`'s ``how``.
 
     Returns
     -------
@@ -134,18 +143,56 @@ def make_pair(cube0: np.ndarray, cube1: np.ndarray, rot: np.ndarray, mask: np.nd
     """
     r0 = rotate_crop(cube0, rot, size, order=order)
     r1 = rotate_crop(cube1, rot, size, order=order)
-    return apply_mask(r0, mask), r1, rotated_mask(mask_big, rot, size)
+    return apply_mask(r0, mask), r1, rotated_mask(mask_big, rot, size, mask_rotation)
 
 
-def input_statistics(cubes0: np.ndarray, mask: np.ndarray, size: int) -> tuple[float, float]:
-    """Mean and standard deviation of ``F⁻¹[M · F(·)]`` over the central ``size³`` of cubes.
+def input_statistics(cubes0: np.ndarray, mask: np.ndarray, size: int, how: str = "per_cube",
+                     rots=None, order: int = 3) -> tuple[float, float]:
+    """The model's input statistics ``(loc, scale)`` from the ``v0`` cubes.
 
-    The statistics of the model inputs (rotation hardly changes them); std 1 when the
-    inputs are constant.
+    Parameters
+    ----------
+    cubes0 : ndarray ``[n, m, m, m]``
+    mask : ndarray ``(size,)*3``, :func:`~.masks.wedge_mask` of ``size``
+    size : int
+        N.
+    how : {"per_cube", "global"}
+        ``per_cube`` (the official code): the model inputs ``Re F⁻¹[M · F(R_i v0_i)]``
+        (each cube rotated by ``rots[i]`` and centre-cropped); loc is the mean of the
+        per-cube means, scale the square root of the mean per-cube variance (unbiased).
+        ``global``: the mean and standard deviation of ``F⁻¹[M · F(·)]`` over the central
+        ``size³`` of all cubes, unrotated.
+    rots : sequence of (3, 3) rotations, one per cube (``per_cube``)
+    order : int
+        Spline order of the rotations.
+
+    Returns
+    -------
+    (loc, scale), scale 1 when the inputs are constant.
     """
-    x = apply_mask(centre_crop(cubes0, size), mask).astype(np.float64)
-    mean, std = float(x.mean()), float(x.std())
-    return mean, (std if std > 0 else 1.0)
+    if how == "global":
+        x = apply_mask(centre_crop(cubes0, size), mask).astype(np.float64)
+        mean, std = float(x.mean()), float(x.std())
+        return mean, (std if std > 0 else 1.0)
+    if how != "per_cube":
+        raise ValueError(f"input statistics must be 'per_cube' or 'global', got {how!r}")
+    if rots is None or len(rots) != len(cubes0):
+        raise ValueError("per-cube statistics need one rotation per cube")
+    means, variances = [], []
+    for cube, rot in zip(cubes0, rots):
+        x = apply_mask(rotate_crop(cube, rot, size, order=order), mask).astype(np.float64)
+        means.append(x.mean())
+        variances.append(x.var(ddof=1))
+    scale = float(np.sqrt(np.mean(variances)))
+    return float(np.mean(means)), (scale if scale > 0 else 1.0)
+
+
+def _statistics(cubes0, mask, opts: DDWOptions, seed: int, after_epoch: int):
+    """:func:`input_statistics` of the training cubes, rotations from ``(seed, 3, e + 1)``."""
+    rng = seeded_rng(seed, 3, after_epoch + 1)
+    rots = [random_rotation(rng) for _ in range(len(cubes0))]
+    return input_statistics(cubes0, mask, opts.cube_size, opts.input_statistics, rots,
+                            opts.spline_order)
 
 
 def apply_model(model, cubes: np.ndarray, batch_size: int, device="cpu") -> np.ndarray:
@@ -188,16 +235,17 @@ def wedge_update(model, cubes0: np.ndarray, mask_m: np.ndarray, batch_size: int,
     return (measured + apply_mask(pred, 1.0 - mask_m)).astype(np.float32)
 
 
-def _stack_pairs(cubes0, cubes1, idx, rots, mask, mask_big, size, order, device):
+def _stack_pairs(cubes0, cubes1, idx, rots, mask, mask_big, size, order, device,
+                 mask_rotation="cubic"):
     import torch
 
-    pairs = [make_pair(cubes0[i], cubes1[i], r, mask, mask_big, size, order)
+    pairs = [make_pair(cubes0[i], cubes1[i], r, mask, mask_big, size, order, mask_rotation)
              for i, r in zip(idx, rots)]
     return [torch.from_numpy(np.stack(p))[:, None].to(device) for p in zip(*pairs)]
 
 
 def validation_loss(model, cubes0, cubes1, val_idx, val_rots, mask, mask_big, size, order,
-                    batch_size, device="cpu") -> float:
+                    batch_size, device="cpu", mask_rotation="cubic") -> float:
     """Mean masked loss of the held-out cubes at their fixed rotations (NaN when none)."""
     if len(val_idx) == 0:
         return float("nan")
@@ -212,7 +260,8 @@ def validation_loss(model, cubes0, cubes1, val_idx, val_rots, mask, mask_big, si
         for s in range(0, len(val_idx), batch_size):
             idx = val_idx[s:s + batch_size]
             inp, tgt, rmask = _stack_pairs(cubes0, cubes1, idx, val_rots[s:s + batch_size],
-                                           mask, mask_big, size, order, device)
+                                           mask, mask_big, size, order, device,
+                                           mask_rotation)
             total += masked_loss(model(inp), tgt, rmask, mask_t).item() * len(idx)
     return total / len(val_idx)
 
@@ -224,8 +273,10 @@ def model_from_state(state: dict, device="cpu"):
     from wedgebench.recon.deepdewedge.model import build_unet
 
     opts = state["options"]
+    # states written before the published network existed hold the earlier one
+    network = opts.get("network", "normalised_bottleneck")
     with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave torch's
-        model = build_unet(opts["levels"], opts["base_channels"])  # generator untouched
+        model = build_unet(opts["levels"], opts["base_channels"], network)  # generator
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -275,6 +326,25 @@ def _check_resume(state: dict, data: FitData, epochs_from: int, opts: DDWOptions
             not np.array_equal(np.asarray(state["val"], bool), data.val):
         raise InputError("the fit state's cubes or validation split do not match the "
                          "sub-tomograms given")
+
+
+def epoch_batches(train_idx: np.ndarray, seed: int, epoch: int, batch_size: int,
+                  shuffle: bool = False) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """The batches of one epoch: ``[(cube indices, their rotations), …]``.
+
+    The generator ``(seed, 1, epoch)`` draws a permutation (used only with ``shuffle``;
+    drawn either way, so the rotations do not depend on ``shuffle``), then one rotation per
+    cube in visiting order. Without ``shuffle`` the cubes come in ``train_idx``'s order, as
+    the official loader serves them.
+    """
+    rng = seeded_rng(seed, 1, epoch)
+    shuffled = rng.permutation(len(train_idx))
+    order = np.asarray(train_idx)[shuffled] if shuffle else np.asarray(train_idx)
+    out = []
+    for s in range(0, len(order), int(batch_size)):
+        idx = order[s:s + int(batch_size)]
+        out.append((idx, [random_rotation(rng) for _ in idx]))
+    return out
 
 
 def fit_block(state: dict | None, data: FitData, epochs_from: int, epochs_to: int,
@@ -327,10 +397,10 @@ def fit_block(state: dict | None, data: FitData, epochs_from: int, epochs_to: in
         if e0 != 0:
             raise InputError(f"a fit without a state must start at epoch 0, not {e0}")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(_rng(seed, 0).integers(2 ** 62)))
-            model = build_unet(opts.levels, opts.base_channels)
+            torch.manual_seed(int(seeded_rng(seed, 0).integers(2 ** 62)))
+            model = build_unet(opts.levels, opts.base_channels, opts.network)
         cubes0 = data.cubes0.copy()
-        norm = input_statistics(cubes0[train_idx], mask, n)
+        norm = _statistics(cubes0[train_idx], mask, opts, seed, -1)
         model.set_normalisation(*norm)
         history: list[dict] = []
         saved_opt: list[dict] = []
@@ -346,34 +416,30 @@ def fit_block(state: dict | None, data: FitData, epochs_from: int, epochs_to: in
     if saved_opt:
         _load_optimizer_state(opt, saved_opt)
     mask_t = torch.from_numpy(mask).to(dev)
-    val_rots = [random_rotation(_rng(seed, 2, i)) for i in val_idx]
+    val_rots = [random_rotation(seeded_rng(seed, 2, i)) for i in val_idx]
     bs, order = opts.batch_size, opts.spline_order
 
     for epoch in range(e0, e1):
         t0 = time.perf_counter()
-        rng = _rng(seed, 1, epoch)
-        perm = train_idx[rng.permutation(len(train_idx))]
         total = 0.0
         model.train()
-        for s in range(0, len(perm), bs):
-            idx = perm[s:s + bs]
-            rots = [random_rotation(rng) for _ in idx]
+        for idx, rots in epoch_batches(train_idx, seed, epoch, bs, opts.shuffle):
             inp, tgt, rmask = _stack_pairs(cubes0, data.cubes1, idx, rots, mask, mask_big, n,
-                                           order, dev)
+                                           order, dev, opts.mask_rotation)
             opt.zero_grad()
             loss = masked_loss(model(inp), tgt, rmask, mask_t)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        train_loss = total / len(perm)
+        train_loss = total / len(train_idx)
         val_loss = float("nan")
         if (epoch + 1) % opts.val_every == 0:
             val_loss = validation_loss(model, cubes0, data.cubes1, val_idx, val_rots, mask,
-                                       mask_big, n, order, bs, dev)
+                                       mask_big, n, order, bs, dev, opts.mask_rotation)
         updated = bool(opts.update_every) and (epoch + 1) % opts.update_every == 0
         if updated:
             cubes0 = wedge_update(model, cubes0, mask_m, bs, dev)
-            norm = input_statistics(cubes0[train_idx], mask, n)
+            norm = _statistics(cubes0[train_idx], mask, opts, seed, epoch)
             model.set_normalisation(*norm)
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,

@@ -8,13 +8,17 @@ a symmetric ±θ), DC included. Tilt θ measures the central plane spanned by ``
 :mod:`wedgebench.geometry`, whose :func:`~wedgebench.geometry.wedge_mask` computes it).
 
 The *rotated mask* ``M_R`` marks where a cube rotated by ``R`` has data: the wedge mask
-built on the ``ceil_to_even(√2·N)`` grid (so that the rotated array is defined over the
-whole ``N³`` crop), rotated about its DC voxel with trilinear interpolation and centre-cropped
-to ``N³``. The wedge is a double cone (it depends on the direction only), so the crop of the
-larger grid's mask is the mask on the ``N³`` grid; after interpolation ``M_R`` is real-valued
-in [0, 1].
+built on the ``ceil_to_even(√2·N)`` grid (so that the rotated array is defined over most of
+the ``N³`` crop), rotated about its DC voxel and centre-cropped to ``N³``. The wedge is a
+double cone (it depends on the direction only), so the crop of the larger grid's mask is the
+mask on the ``N³`` grid. Two ways (``deepdewedge.mask_rotation``):
 
-All masks are in unshifted FFT layout (DC at index 0) and Friedel-symmetric
+* ``cubic`` (the official code): cubic-spline interpolation, values outside the larger grid
+  (the crop's corners) zero, not clipped (spline overshoot stays), as interpolated;
+* ``linear_clipped`` (wedgebench's earlier way): trilinear, the edge values continued
+  beyond the grid, clipped to [0, 1] and made Friedel-symmetric.
+
+The unrotated masks are in unshifted FFT layout (DC at index 0) and Friedel-symmetric
 (``m(k) = m(−k)``): on even grids the Nyquist planes of a geometric mask are not, and a
 Fourier voxel counts only as far as its conjugate partner does too, so that masking a real
 volume keeps it real.
@@ -84,7 +88,8 @@ def big_wedge_mask(n: int, angles_deg) -> np.ndarray:
                                 dtype=np.float32)
 
 
-def rotated_mask(mask_big: np.ndarray, rot: np.ndarray, n: int) -> np.ndarray:
+def rotated_mask(mask_big: np.ndarray, rot: np.ndarray, n: int,
+                 how: str = "cubic") -> np.ndarray:
     """``M_R``: the wedge mask rotated by ``rot`` and centre-cropped to ``n³``.
 
     Parameters
@@ -94,13 +99,22 @@ def rotated_mask(mask_big: np.ndarray, rot: np.ndarray, n: int) -> np.ndarray:
     rot : (3, 3) rotation matrix on ``(z, y, x)``, the rotation applied to the cubes
         (:func:`~wedgebench.recon.deepdewedge.rotation.rotate_crop`).
     n : int
+    how : {"cubic", "linear_clipped"}
+        The official cubic spline (zeros outside, not clipped) or wedgebench's earlier
+        trilinear, clipped, Friedel-symmetric mask (module docstring).
 
     Returns
     -------
-    ndarray float32 ``(n, n, n)`` in [0, 1], unshifted FFT layout, Friedel-symmetric.
-    ``rot = identity`` gives :func:`wedge_mask` exactly.
+    ndarray float32 ``(n, n, n)``, unshifted FFT layout (``linear_clipped``: in [0, 1],
+    Friedel-symmetric). ``rot = identity`` gives :func:`wedge_mask` exactly up to the
+    Nyquist planes of even grids, which only ``linear_clipped`` symmetrises.
     """
     m = mask_big.shape[-1]
+    if how == "cubic":
+        out = rotate_crop(mask_big, rot, n, centre=m // 2, order=3, mode="constant")
+        return np.ascontiguousarray(np.fft.ifftshift(out), np.float32)
+    if how != "linear_clipped":
+        raise ValueError(f"mask rotation must be 'cubic' or 'linear_clipped', got {how!r}")
     # trilinear, about the DC voxel; beyond the array (corners of the crop, outside the
     # inscribed sphere of the larger grid) the nearest edge value continues the cone
     out = rotate_crop(mask_big, rot, n, centre=m // 2, order=1, mode="nearest")

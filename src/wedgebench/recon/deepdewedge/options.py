@@ -6,6 +6,23 @@ Adam at 4e-4 with batch 5 for 1000 epochs, a wedge update and a validation loss 
 epochs, 10 % of the cubes held out, cubes kept when ≥ 30 % inside the optional mask,
 refinement tiles overlapping by ⌈N/3⌉.
 
+Everything else follows the official code by default, and each of wedgebench's earlier
+departures from it is a named setting (``docs/methods.md``, "DeepDeWedge as published"):
+
+==================== =================== ==============================================
+setting              published (default) departure
+==================== =================== ==============================================
+``network``          ``published``       ``normalised_bottleneck``: a full conv + instance
+                                         norm block at the bottom, no activation after the
+                                         down/up-samplings, 2³ transposed convolutions
+``input_statistics`` ``per_cube``        ``global``: mean and std of all unrotated crops
+``shuffle``          ``False``           ``True``: a fresh cube order every epoch
+``mask_rotation``    ``cubic``           ``linear_clipped``: trilinear, clipped to [0, 1],
+                                         Friedel-symmetrised, edge values continued
+``refine_statistics`` ``recompute``      ``fit``: the fitting statistics only
+``tiling``           ``end_padded``      ``centred``: symmetric reflected margins
+==================== =================== ==============================================
+
 Base channels: 32 (the paper reports 32 and 64). 32 costs about a quarter of the
 arithmetic and of the parameters of 64 (9.1 M vs 36.4 M at 3 levels), which matters on this
 benchmark's CPU- and small-GPU-sized volumes; set ``base_channels: 64`` for the larger net.
@@ -21,6 +38,12 @@ from wedgebench.io import InputError
 
 SECTION = "deepdewedge"
 HALVES = ("tilts", "frames")
+#: the named departures from the official code: allowed values, the published one first
+CHOICES = {"network": ("published", "normalised_bottleneck"),
+           "input_statistics": ("per_cube", "global"),
+           "mask_rotation": ("cubic", "linear_clipped"),
+           "refine_statistics": ("recompute", "fit"),
+           "tiling": ("end_padded", "centred")}
 
 
 def ceil_to_even(x: float) -> int:
@@ -77,6 +100,24 @@ class DDWOptions:
     halves : {"tilts", "frames"}
         How the two half tomograms were made: even/odd tilts, or even/odd movie frames
         of every tilt (recommended by the paper when the frames exist).
+    network : {"published", "normalised_bottleneck"}
+        The official U-Net (:func:`~.model.build_unet`) or wedgebench's earlier variant.
+    input_statistics : {"per_cube", "global"}
+        The model's input normalisation: the mean of per-cube means and the square root of
+        the mean per-cube variance of the rotated training inputs (official), or the mean
+        and standard deviation of all unrotated crops.
+    shuffle : bool
+        Visit the training cubes in a fresh random order every epoch (the official loader
+        keeps their order).
+    mask_rotation : {"cubic", "linear_clipped"}
+        How the wedge mask is rotated with a cube (:func:`~.masks.rotated_mask`).
+    refine_statistics : {"recompute", "fit"}
+        Refinement: standardise each half and map it to the input statistics recomputed on
+        ``v0``'s rotated cubes (official), or feed the halves as they are.
+    tiling : {"end_padded", "centred"}
+        Refinement tiles (:func:`~.predict.tile_volume`): the official grid from the
+        origin with reflection padding at the end of each axis, or IsoNet's centred tiling
+        with symmetric reflected margins.
     """
 
     cube_size: int = 96
@@ -94,6 +135,12 @@ class DDWOptions:
     overlap: int | None = None
     refine_batch_size: int = 5
     halves: str = "tilts"
+    network: str = "published"
+    input_statistics: str = "per_cube"
+    shuffle: bool = False
+    mask_rotation: str = "cubic"
+    refine_statistics: str = "recompute"
+    tiling: str = "end_padded"
 
     def __post_init__(self):
         def integer(key, lo, allow_none=False):
@@ -147,6 +194,13 @@ class DDWOptions:
                              f"{SECTION}.cube_size ({self.cube_size})")
         if self.halves not in HALVES:
             raise InputError(f"{SECTION}.halves: {self.halves!r} not in {HALVES}")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise InputError(f"{SECTION}.{key}: {getattr(self, key)!r} not in "
+                                 f"{allowed}")
+        if not isinstance(self.shuffle, bool):
+            raise InputError(f"{SECTION}.shuffle must be true or false, got "
+                             f"{self.shuffle!r}")
 
     @property
     def extract_size(self) -> int:
@@ -170,7 +224,11 @@ class DDWOptions:
 
 #: Settings that change the fitted weights; a resumed fit must use the same values.
 FIT_KEYS = ("cube_size", "levels", "base_channels", "learning_rate", "batch_size",
-            "update_every", "val_every", "spline_order")
+            "update_every", "val_every", "spline_order", "network", "input_statistics",
+            "shuffle", "mask_rotation")
+#: Settings the refinement of the half tomograms depends on (beside the fit).
+REFINE_KEYS = ("cube_size", "levels", "overlap", "refine_batch_size", "spline_order",
+               "refine_statistics", "tiling")
 
 
 def options_from_config(cfg: dict | None, ignore=("kind", "overrides", "per_dataset")
