@@ -245,9 +245,15 @@ def test_downstream_defaults_rules():
     peaks = []
     for rep in (1, 2, 3):
         for cls in ("x", "y"):
-            for (dist, n), f in (((1.0, 500), 0.5), ((0.5, 100), 0.7), ((1.5, 50), 0.55)):
+            # (1.5, 50) has the highest F-beta but loses AP in every replicate
+            for (dist, n), f, ap in (((1.0, 500), 0.5, 0.8), ((0.5, 100), 0.7, 0.8),
+                                     ((1.5, 50), 0.75, 0.79), ((1.5, 200), 0.55, 0.8)):
                 peaks.append(dict(replicate=rep, acquisition="a", method="m", cls=cls,
                                   step=10.0, peak_min_distance=dist, num_peaks=n,
-                                  ap=0.8, fbeta=f + 0.01 * rep * (cls == "x"), match_s=1))
-    choice, _ = dd.choose_peaks(pd.DataFrame(peaks))
-    assert choice == (0.5, 100)
+                                  ap=ap - 0.001 * rep * (n == 50),
+                                  fbeta=f + 0.01 * rep * (cls == "x"), match_s=1))
+    choice, first_rule, _ = dd.choose_peaks(pd.DataFrame(peaks))
+    assert choice == (0.5, 100) and first_rule == (1.0, 500)
+    # without the AP-losing candidate both rules agree
+    kept = pd.DataFrame([r for r in peaks if r["num_peaks"] != 50])
+    assert dd.choose_peaks(kept)[:2] == ((0.5, 100), (0.5, 100))

@@ -283,7 +283,7 @@ def test_settings_errors_name_the_key(key, value):
 
 def test_settings_defaults_and_overrides():
     s = check_settings(None)
-    assert s["angular_step"] == 15.0 and s["beta"] == 4.0 and s["template_box"] is None
+    assert s["angular_step"] == 10.0 and s["num_peaks"] == 100 and s["beta"] == 4.0 and s["template_box"] is None
     s = check_settings({"angular_step": 30, "template_box": 31, "class_weights": {"a": 2}})
     assert s["angular_step"] == 30 and s["template_box"] == 31 and s["class_weights"] == {"a": 2}
     assert check_settings(None)["class_weights"] == {}  # defaults not mutated

@@ -49,9 +49,9 @@ from wedgebench.io import InputError
 
 DEFAULTS = {
     # picking
-    "angular_step": 15.0,
-    "peak_min_distance": 1.0,
-    "num_peaks": 500,
+    "angular_step": 10.0,
+    "peak_min_distance": 1.5,
+    "num_peaks": 100,
     "score_threshold": None,
     "threads": 2,
     "template_wedge": "range",
