@@ -15,7 +15,9 @@ It also runs every learned method at 0.5x and 2x its default iterations (budget
 sensitivity), so a reader sees whether a method is starved at the CPU default. The
 tables are printed and written between the ``tune`` markers of ``benchmarks/README.md``
 (another tuning file names its own ``marker``, may layer presets on config.yaml with
-``configfiles`` and restrict the run to ``datasets``; ``benchmarks/tune_realistic.yaml``).
+``configfiles``, restrict the run to ``datasets`` and register extra ``methods`` for
+``compare`` tables that choose nothing; ``benchmarks/tune_realistic.yaml``,
+``benchmarks/tune_cn_orchestration.yaml``).
 
     python benchmarks/tune.py --workdir /tmp/tune          # runs, then writes the tables
     python benchmarks/tune.py --workdir /tmp/tune --no-run  # tables from a finished run
@@ -80,8 +82,10 @@ def wbp_options(base: dict) -> dict:
 
 
 def tuning_config(base: dict, tune: dict) -> tuple[dict, dict]:
-    """The workflow config of the tuning run and the families {kind: {family: [names]}}."""
-    methods, families = {}, {}
+    """The workflow config of the tuning run and the families {kind: {family: [names]}}.
+    The tuning file's ``methods`` (specs, as in the config) are registered beside the
+    candidates, for its ``compare`` tables."""
+    methods, families = dict(tune.get("methods") or {}), {}
     for kind, fams in (tune.get("candidates") or {}).items():
         methods[kind] = {"kind": kind}
         for family, cands in fams.items():

@@ -257,3 +257,12 @@ def test_downstream_defaults_rules():
     # without the AP-losing candidate both rules agree
     kept = pd.DataFrame([r for r in peaks if r["num_peaks"] != 50])
     assert dd.choose_peaks(kept)[:2] == ((0.5, 100), (0.5, 100))
+
+
+def test_cn_orchestration_comparison_differs_from_cn_paper_only_in_chain_start():
+    tune = _load("tune")
+    spec = yaml.safe_load((REPO / "benchmarks" / "tune_cn_orchestration.yaml").read_text())
+    cfg, families = tune.tuning_config(tune.base_config(spec), spec)
+    paper = yaml.safe_load((REPO / "config.yaml").read_text())["methods"]["cn_paper"]
+    assert cfg["methods"]["cn_paper_authors"] == {**paper, "chain_start": "authors"}
+    assert families == {} and {"cn_paper", "cn_paper_authors"} <= set(cfg["run_methods"])

@@ -319,3 +319,62 @@ def test_chunks_reproduce_the_single_process_reconstruction():
     merged = slabs.postprocess(slabs.merge([(p.y0, p.y1, p.volume) for p in parts], 11),
                                "clip_rescale")
     np.testing.assert_array_equal(merged, fit.reconstruct(stack, angles, 6, cfg, seed=0))
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3])
+def test_authors_chain_start_plan(chunks):
+    """chain_start authors: the anchor job's lead is the two slabs below the anchor; the
+    lower side continues below them, the upper side starts by refitting the anchor."""
+    plan = slabs.make_plan(80, 8, 0, chunks, "authors")  # 10 slabs, anchor 4
+    assert plan.anchor == 4 and plan.lead == (3, 2) and not plan.keeps_anchor
+    runs = [run for chunk in plan.chunks for run in chunk]
+    merged = [*plan.lead, *(i for run in runs for i in run)]
+    assert sorted(merged) == list(range(10))  # every slab once; the anchor's from a chunk
+    assert sorted(runs) == [(1, 0), (4, 5, 6, 7, 8, 9)]  # two chains, never cut
+    assert len(plan.chunks) == chunks
+    default = slabs.make_plan(80, 8, 0, chunks)
+    assert default.lead == () and default.keeps_anchor
+
+
+def test_authors_chain_start_small_plans_do_not_refit_into_chunk_zero():
+    """With no slab below the anchor there is no lead and no refit (the authors' code
+    refits the central slices into chunk 0 then: not reproduced)."""
+    for ny in (8, 16):  # one or two slabs: anchor 0
+        plan = slabs.make_plan(ny, 8, 0, 2, "authors")
+        assert plan.anchor == 0 and plan.lead == () and plan.keeps_anchor
+        assert plan.chunks == slabs.make_plan(ny, 8, 0, 2).chunks
+    plan = slabs.make_plan(24, 8, 0, 2, "authors")  # three slabs: the lead is slab 0 only
+    assert plan.lead == (0,) and plan.chunks == (((1, 2),), ())
+    with pytest.raises(ValueError, match="chain_start"):
+        slabs.make_plan(24, 8, 0, 2, "below")
+
+
+def test_authors_chain_start_fits():
+    """The lead is a chain from the anchor's weights; every chunk starts from the lead's
+    last weights; the merge has the refitted anchor slab, not the anchor job's."""
+    rng = np.random.default_rng(2)
+    stack = rng.random((7, 15, 12)).astype(np.float32)
+    angles = np.linspace(-60, 60, 7)
+    cfg = dict(SMALL, width=8, depth=2, slab_size=3, overlap=0, chunks=2,
+               anchor_iterations=4, iterations=3, chain_start="authors")
+    plan, anchor, state = fit.fit_anchor(stack, angles, 6, cfg, seed=0)
+    assert plan.anchor == 2 and plan.lead == (1, 0)
+    lead, lead_state = fit.fit_lead(stack, angles, 6, cfg, plan, state, seed=0)
+    chain, chain_state = fit.fit_chain(stack, angles, 6, [(1, 3, 6), (0, 0, 3)], cfg,
+                                       init_state=state, seed=0, anchor=False)
+    for a, b in zip(lead, chain):
+        np.testing.assert_array_equal(a.volume, b.volume)
+    up = fit.fit_chunk(stack, angles, 6, cfg, 0, lead_state, seed=0)[0]
+    assert [f.index for f in up] == [2, 3, 4]  # nothing below the lead: chunk 1 is empty
+    assert fit.fit_chunk(stack, angles, 6, cfg, 1, lead_state, seed=0)[0] == []
+    refit = fit.fit_chain(stack, angles, 6, [(2, 6, 9)], cfg, init_state=lead_state,
+                          seed=0, anchor=False)[0][0]
+    np.testing.assert_array_equal(up[0].volume, refit.volume)
+    assert not np.array_equal(up[0].volume, anchor.volume)
+    merged = slabs.postprocess(slabs.merge([(p.y0, p.y1, p.volume) for p in lead + up], 15),
+                               "clip_rescale")
+    np.testing.assert_array_equal(merged, fit.reconstruct(stack, angles, 6, cfg, seed=0))
+    default = fit.reconstruct(stack, angles, 6, dict(cfg, chain_start="anchor"), seed=0)
+    assert not np.array_equal(default, merged)
+    with pytest.raises(ValueError, match="warm_start 'neighbour'"):
+        fit.plan_for(stack.shape, dict(cfg, warm_start="anchor"))

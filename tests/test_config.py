@@ -26,6 +26,10 @@ BAD = [
     ({"datasets": {"x": {"kind": "tiltseries", "shape": [8, 8, 8], "params": {}}}},
      "datasets.x.params"),
     ({"run_datasets": ["nope"]}, "run_datasets"),
+    ({"cn": {"chain_start": "authors", "warm_start": "anchor"}}, "cn.warm_start"),
+    ({"methods": {"cn_x": {"kind": "cn", "chain_start": "authors", "ensemble": True}}},
+     "methods.cn_x"),
+    ({"cn": {"chain_start": "middle"}}, "cn.chain_start"),
 ]
 
 

@@ -52,7 +52,7 @@ def check_config(config: dict, schema: dict) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         allowed = ""
-        if err.validator in ("enum", "minimum", "maximum", "exclusiveMinimum",
+        if err.validator in ("enum", "const", "minimum", "maximum", "exclusiveMinimum",
                              "exclusiveMaximum", "type", "pattern", "minItems", "maxItems"):
             allowed = f" (allowed: {err.validator} {err.validator_value!r})"
         problems.append(f"config key '{_key(err.absolute_path)}': value {err.instance!r} "

@@ -19,7 +19,8 @@ import importlib
 
 # Names are imported from their modules on first use (PEP 562), so that jobs that need
 # only .slabs (cn_merge) do not import torch through .fit and .model.
-_WHERE = {**dict.fromkeys(["fit_anchor", "fit_chunk", "plan_for", "reconstruct"], "fit"),
+_WHERE = {**dict.fromkeys(["fit_anchor", "fit_chunk", "fit_lead", "plan_for", "reconstruct"],
+                          "fit"),
           **dict.fromkeys(["SlabFit", "fit_chain", "fit_ensemble"], "drivers"),
           **dict.fromkeys(["fit_slab", "fit_slabs"], "optimise"),
           **dict.fromkeys(["CoordinateNetwork", "build_network", "load_weights",
@@ -33,6 +34,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["CoordinateNetwork", "SlabFit", "build_network", "fit_anchor", "fit_chain",
-           "fit_chunk", "fit_ensemble", "fit_slab", "fit_slabs", "load_weights", "make_plan",
+           "fit_chunk", "fit_ensemble", "fit_lead", "fit_slab", "fit_slabs", "load_weights",
+           "make_plan",
            "merge", "n_parameters", "output_gain", "plan_for", "postprocess", "reconstruct",
            "save_weights"]

@@ -2,8 +2,10 @@
 
 The volume is split into y-slabs (:func:`plan_for`, :mod:`.slabs`), one network each. The
 workflow runs it as parallel jobs with learned initialisation: :func:`fit_anchor` fits
-the middle slab from a seeded random initialisation; :func:`fit_chunk` fits the slabs of
-one chunk, each run starting from the anchor's weights (:mod:`.drivers`: a warm-started
+the middle slab from a seeded random initialisation (and with ``cn.chain_start: authors``
+:func:`fit_lead` the two slabs below it, the anchor's own volume then discarded);
+:func:`fit_chunk` fits the slabs of one chunk, each run starting from the anchor job's
+final weights (:mod:`.drivers`: a warm-started
 chain, or with ``cn.ensemble`` a batched ensemble); ``cn_merge`` stitches the slabs
 (:func:`~.slabs.merge`). :func:`reconstruct` runs all of it in one process and gives the
 same volume.
@@ -32,7 +34,12 @@ def plan_for(stack_shape, cfg: dict) -> SlabPlan:
     n_tilts, ny, n_det = stack_shape
     j = slab_size(cfg["slab_size"], ny, n_tilts, n_det, n_parameters(build_network(cfg)),
                   cfg["params_per_measurement"])
-    return make_plan(ny, j, int(cfg["overlap"]), int(cfg["chunks"]))
+    if cfg["chain_start"] == "authors" and (cfg["warm_start"] != "neighbour"
+                                            or cfg["ensemble"]):
+        raise ValueError("cn chain_start 'authors' needs warm_start 'neighbour' and ensemble "
+                         f"false (got warm_start {cfg['warm_start']!r}, ensemble "
+                         f"{cfg['ensemble']!r}): it is a chain of warm-started slabs")
+    return make_plan(ny, j, int(cfg["overlap"]), int(cfg["chunks"]), cfg["chain_start"])
 
 
 def _log_holdout(log: logging.Logger, cfg: dict) -> None:
@@ -65,6 +72,26 @@ def fit_anchor(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, seed
     fits, state = fit_chain(stack, angles_deg, thickness, [(plan.anchor, y0, y1)], cfg,
                             init_state=None, seed=seed, anchor=True, device=device, log=log)
     return plan, fits[0], state
+
+
+def fit_lead(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, plan: SlabPlan,
+             anchor_state: dict, *, seed: int, device="cpu",
+             log: logging.Logger | None = None):
+    """Fit the plan's lead (``cn.chain_start: authors``): the slabs below the anchor that
+    the anchor job fits after it, a chain warm-started from ``anchor_state``.
+
+    Returns
+    -------
+    fits : list of ~.drivers.SlabFit
+        Empty when the plan has no lead (the default orchestration).
+    state : dict
+        The weights every chunk starts from: after the lead's last slab, else the anchor's.
+    """
+    if not plan.lead:
+        return [], anchor_state
+    return fit_chain(stack, angles_deg, thickness, [(i, *plan.slabs[i]) for i in plan.lead],
+                     cfg, init_state=anchor_state, seed=seed, anchor=False, device=device,
+                     log=log)
 
 
 def fit_chunk(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, chunk: int,
@@ -115,7 +142,9 @@ def reconstruct(stack: np.ndarray, angles_deg, thickness: int, cfg: dict, *, see
     """
     plan, anchor, state = fit_anchor(stack, angles_deg, thickness, cfg, seed=seed,
                                      device=device, log=log)
-    fits = [anchor]
+    lead, state = fit_lead(stack, angles_deg, thickness, cfg, plan, state, seed=seed,
+                           device=device, log=log)
+    fits = ([anchor] if plan.keeps_anchor else []) + lead
     for c in range(len(plan.chunks)):
         fits += fit_chunk(stack, angles_deg, thickness, cfg, c, state, seed=seed,
                           device=device, log=log)[0]

@@ -51,7 +51,7 @@ CN_DEFAULTS = {
     "anchor_lr": 1.0e-3, "anchor_lr_end": 1.0e-4, "iterations": 150, "lr": 1.0e-3,
     "lr_end": 1.0e-4, "reg_weight": 0.0, "output": "clip_rescale", "mixed_precision": True,
     "log_every": 0, "mem_mb": 2000, "runtime": 60, "warm_start": "neighbour",
-    "ensemble": False, "ensemble_size": 0, "holdout_fraction": 0.0, "holdout_every": 10,
+    "chain_start": "anchor", "ensemble": False, "ensemble_size": 0, "holdout_fraction": 0.0, "holdout_every": 10,
     "patience": 5, "projector": "footprint", "budget": 1.0,
     "scale_with_data": {},
 }

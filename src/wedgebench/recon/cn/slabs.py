@@ -8,6 +8,15 @@ contiguous *runs*; every run starts from the anchor's weights and warm-starts
 each following slab from the one before. The runs are distributed over
 ``chunks`` jobs that can run in parallel.
 
+``chain_start: authors`` is the authors' orchestration instead: the anchor job goes on
+down the chain to the slab two below the anchor (its *lead*: anchor−1, anchor−2, or as
+many as exist), the anchor's own volume is discarded, and both sides start from the
+weights of the lead's last slab: below from anchor−3 down, above with a refit of the
+anchor slab itself, then anchor+1 up, one chain per side (more chunks stay empty). (The
+authors' code also refits the central slices
+into chunk 0 when the anchor's index is 0; that is a bug and is not reproduced: with no
+slab below the anchor there is no lead and the orchestration is the default one.)
+
 With ``overlap > 0`` neighbouring slabs share ``overlap`` slices, which
 :func:`merge` blends with linear weights to remove seams along y.
 """
@@ -40,6 +49,11 @@ class SlabPlan:
         ``chunks[c]`` = the runs of chunk ``c``; a run is a tuple of slab indices in
         fitting order, outward from the anchor. A chunk may be empty when there
         are fewer slabs than chunks.
+    lead : tuple of int
+        Slabs the anchor job fits after the anchor, in order, each warm-started from the
+        one before (``chain_start: authors``; empty by default). When not empty, the
+        anchor slab is refitted by a chunk and the anchor job's own volume of it is not
+        kept (:attr:`keeps_anchor`), and every run starts from the lead's last weights.
     """
 
     ny: int
@@ -48,6 +62,12 @@ class SlabPlan:
     slabs: tuple
     anchor: int
     chunks: tuple
+    lead: tuple = ()
+
+    @property
+    def keeps_anchor(self) -> bool:
+        """Whether the anchor job's volume of the anchor slab goes into the merge."""
+        return not self.lead
 
     def chunk_slabs(self, chunk: int):
         """The runs of ``chunk`` as lists of ``(index, y0, y1)``."""
@@ -95,7 +115,12 @@ def _split(run: list, parts: int) -> list:
     return [tuple(run[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def make_plan(ny: int, j: int, overlap: int, chunks: int) -> SlabPlan:
+#: Values of ``cn.chain_start`` (module docstring).
+CHAIN_STARTS = ("anchor", "authors")
+
+
+def make_plan(ny: int, j: int, overlap: int, chunks: int,
+              chain_start: str = "anchor") -> SlabPlan:
     """The slab plan (see the module docstring).
 
     Parameters
@@ -108,19 +133,29 @@ def make_plan(ny: int, j: int, overlap: int, chunks: int) -> SlabPlan:
         Number of chunk jobs (≥ 1). With one chunk both sides are fitted by it;
         otherwise the chunks are shared between the two sides so that the
         longest run is as short as possible, one run per chunk.
+    chain_start : {"anchor", "authors"}
+        Where the two chains start: both from the anchor (default), or the authors'
+        orchestration (a lead of up to two slabs below the anchor, then both sides from
+        its last weights, the anchor slab refitted at the start of the upper side).
     """
     if int(chunks) < 1:
         raise ValueError(f"cn chunks must be >= 1, got {chunks}")
+    if chain_start not in CHAIN_STARTS:
+        raise ValueError(f"cn chain_start must be one of {CHAIN_STARTS}, got {chain_start!r}")
     slabs = slab_ranges(ny, j, overlap)
     n = len(slabs)
     anchor = (n - 1) // 2
-    sides = [list(range(anchor - 1, -1, -1)), list(range(anchor + 1, n))]
+    lead = tuple(range(anchor - 1, max(anchor - 3, -1), -1)) if chain_start == "authors" \
+        else ()
+    below = range((lead[-1] if lead else anchor) - 1, -1, -1)
+    sides = [list(below), list(range(anchor + (0 if lead else 1), n))]
     sides = [s for s in sides if s]
     if chunks == 1:
         out = [tuple(tuple(s) for s in sides)]
     else:
         parts = [1] * len(sides)
-        budget = min(int(chunks), n - 1) - len(sides)
+        # the authors' two chains are never cut (a cut run restarts from the anchor job)
+        budget = 0 if lead else min(int(chunks), n - 1) - len(sides)
         for _ in range(max(budget, 0)):
             k = max(range(len(sides)), key=lambda i: math.ceil(len(sides[i]) / parts[i])
                     if parts[i] < len(sides[i]) else -1)
@@ -129,7 +164,7 @@ def make_plan(ny: int, j: int, overlap: int, chunks: int) -> SlabPlan:
         out = [(r,) for r in runs]
     out += [()] * (int(chunks) - len(out))
     return SlabPlan(int(ny), slabs[0][1] - slabs[0][0], int(overlap), slabs, anchor,
-                    tuple(out))
+                    tuple(out), lead)
 
 
 def blend_weights(y0: int, y1: int, ranges) -> np.ndarray:
