@@ -264,5 +264,6 @@ def test_cn_orchestration_comparison_differs_from_cn_paper_only_in_chain_start()
     spec = yaml.safe_load((REPO / "benchmarks" / "tune_cn_orchestration.yaml").read_text())
     cfg, families = tune.tuning_config(tune.base_config(spec), spec)
     paper = yaml.safe_load((REPO / "config.yaml").read_text())["methods"]["cn_paper"]
-    assert cfg["methods"]["cn_paper_authors"] == {**paper, "chain_start": "authors"}
-    assert families == {} and {"cn_paper", "cn_paper_authors"} <= set(cfg["run_methods"])
+    assert paper["chain_start"] == "authors"
+    assert cfg["methods"]["cn_paper_anchor"] == {**paper, "chain_start": "anchor"}
+    assert families == {} and {"cn_paper", "cn_paper_anchor"} <= set(cfg["run_methods"])
