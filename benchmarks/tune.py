@@ -21,6 +21,7 @@ tables are printed and written between the ``tune`` markers of ``benchmarks/READ
 
     python benchmarks/tune.py --workdir /tmp/tune          # runs, then writes the tables
     python benchmarks/tune.py --workdir /tmp/tune --no-run  # tables from a finished run
+    python benchmarks/tune.py --workdir /tmp/tune --no-budget  # the candidate families only
     python benchmarks/tune.py --tune benchmarks/tune_realistic.yaml --workdir /tmp/tune_r
 """
 
@@ -257,11 +258,16 @@ def main() -> None:
     ap.add_argument("--replicates", type=int,
                     help="validation seeds to use (default: the tuning file's); a later run "
                          "with more reuses the finished seeds' jobs")
+    ap.add_argument("--no-budget", action="store_true",
+                    help="leave out the tuning file's budget-sensitivity variants (a later run "
+                         "without this flag reuses every job of this one)")
     ap.add_argument("--readme", type=Path, default=REPO / "benchmarks" / "README.md")
     args = ap.parse_args()
     tune = yaml.safe_load(args.tune.read_text())
     if args.replicates:
         tune["replicates"] = args.replicates
+    if args.no_budget:
+        tune.pop("budget", None)
     cfg, families = tuning_config(base_config(tune), tune)
     files = tune.get("configfiles", [])
     wall = None if args.no_run else run_workflow(args.workdir, cfg, args.cores, files)
