@@ -45,16 +45,19 @@ SETTINGS = {
 ROWS = 8
 
 
-def series(box: int, voxel: float, resolution: float, seed: int, base: dict):
-    """Phantom rows and their tilt series (config.yaml's acquisition and simulation)."""
+def series(box: int, voxel: float, resolution: float, seed: int, base: dict,
+           rows: int | None = ROWS):
+    """Phantom rows (the central ``rows``; ``None``: the whole volume) and their tilt series
+    (config.yaml's acquisition and simulation)."""
     from wedgebench.geometry import tilt_angles
     from wedgebench.phantoms import make_phantom
     from wedgebench.tiltseries import simulate_tiltseries
 
     vol, _ = make_phantom("p22", dict(shape=[box] * 3, voxel_size=voxel,
                                       resolution=resolution), seed)
-    y0 = (box - ROWS) // 2
-    vol = np.ascontiguousarray(vol[:, y0:y0 + ROWS])
+    if rows is not None:
+        y0 = (box - rows) // 2
+        vol = np.ascontiguousarray(vol[:, y0:y0 + rows])
     acq = base["acquisitions"][0]
     angles = tilt_angles(acq.get("range"), acq.get("step"), acq.get("angles"))
     ts = base["tiltseries"]

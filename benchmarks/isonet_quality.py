@@ -33,6 +33,15 @@ def run(results: Path, dataset: str, acq: str, cfg: dict, seed: int) -> tuple[di
     gt = read_mrc(results / dataset / "ground_truth.mrc")[0]
     _, angles, _ = read_tiltseries(base / "tiltseries.mrc", base / "tiltseries.tlt")
     t0 = time.perf_counter()
+    rec = reconstruct(tomo, angles, cfg, seed)
+    seconds = time.perf_counter() - t0
+    return (compute_metrics(gt, rec, voxel, angles), compute_metrics(gt, tomo, voxel, angles),
+            seconds)
+
+
+def reconstruct(tomo, angles, cfg: dict, seed: int):
+    """IsoNet's extract, refine and predict on a (non-inverted) WBP tomogram in one process,
+    with the workflow's seeds; ``cfg``: the ``isonet`` settings of one dataset."""
     ex = extract.extract_subtomos(tomo, cfg["n_subtomos"], cfg["cube_size"], cfg["crop_size"],
                                   False, seed, cfg["percentiles"], cfg["mask"],
                                   normalisation=cfg["normalisation"])
@@ -41,11 +50,8 @@ def run(results: Path, dataset: str, acq: str, cfg: dict, seed: int) -> tuple[di
     res = refine.run_refine(ex["cubes"], angles, cfg["iterations"], opts, schedule=schedule,
                             seed=seed)
     p = cfg["predict"]
-    rec = predict.predict_tomogram(tomo, res["state"], opts, False, p["tile"], p["overlap"],
-                                   p["batch_size"])
-    seconds = time.perf_counter() - t0
-    return (compute_metrics(gt, rec, voxel, angles), compute_metrics(gt, tomo, voxel, angles),
-            seconds)
+    return predict.predict_tomogram(tomo, res["state"], opts, False, p["tile"], p["overlap"],
+                                    p["batch_size"])
 
 
 def main() -> None:

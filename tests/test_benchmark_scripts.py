@@ -231,6 +231,30 @@ def test_data_scaling_rule_takes_the_cheapest_candidate_within_the_margin():
     assert choice == "b" and list(table["candidate"]) == ["a", "b", "c"]
 
 
+def test_data_scaling_isonet_candidates_scale_the_p22_default_and_the_table_shows_them():
+    from wedgebench.budgets import apply_data_scaling
+
+    ds = _load("data_scaling")
+    spec = ds.METHODS["isonet"]
+    first = spec["candidates"][0]
+    assert set(first.values()) == {0.0} and ds.label(first) == "n_subtomos^0, iterations^0"
+    base = ds.settings("isonet", ds.base_config({}))
+    assert base["iterations"] == 20  # config.yaml's per_dataset P22 entry is merged
+    rule = {"reference_voxels": spec["reference"], **spec["candidates"][1]}
+    big = apply_data_scaling("isonet", dict(base, scale_with_data=rule), (96, 96, 96))
+    assert (big["n_subtomos"], big["iterations"]) == (64, 68)  # 20 x 3.375, rounded
+    rows = []
+    for seed in (1001, 1002, 1003):
+        rows.append(dict(seed=seed, candidate="WBP (reference)", **{"FSC present": 0.9}))
+        for cand, present, cpu in (("d", 0.8, 100), ("e", 0.85, 300)):
+            rows.append(dict(seed=seed, candidate=cand, n_subtomos=64, iterations=20,
+                             PSNR=20, SSIM=0.5, VIF=0.3, cpu_s=cpu + seed % 10,
+                             **{"FSC present": present + 0.01 * (seed % 2),
+                                "FSC missing": 0.3}))
+    choice, table = ds.choose(pd.DataFrame(rows), spec["shown"])
+    assert choice == "d" and list(table.columns[:3]) == ["candidate", "n subtomos", "iterations"]
+
+
 def test_downstream_defaults_rules():
     dd = _load("downstream_defaults")
     rows = []
